@@ -1,0 +1,124 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DefaultBox is the box Template uses when given none.
+const DefaultBox = "debian/bookworm"
+
+const template = `# den.hcl: the development machine(s) of this project.
+# Settings here apply to every machine; machine blocks below may override them.
+# Check this file with 'den validate'. Expressions may use env("NAME") and
+# env("NAME", "default").
+
+# The box the machine is created from; 'den box list' shows the installed ones.
+box = %s
+
+# Memory limit: bytes, or a size with K, M, G or T (powers of 1024).
+# Default: no limit.
+# memory = "1G"
+
+# Number of CPUs. Default: no limit.
+# cpus = 2
+
+# Hostname. Default: the machine's name, or this folder's name when there are
+# no machine blocks.
+# hostname = "web"
+
+# Host bridge that eth0 joins.
+# bridge = "lxcbr0"
+
+# This folder is mounted at /den in the guest. Mount it elsewhere, mount it
+# read-only, drop it with disabled = true, or add more folders (host paths are
+# relative to this folder, or absolute).
+# synced_folder "." {
+#   guest     = "/den"
+#   read_only = false
+#   disabled  = false
+# }
+
+# Provisioners run in the guest, in order, on the first 'den up'; 'den provision'
+# runs them again. run = "always" runs one on every up. A machine's provisioner
+# named like one here replaces it. Unnamed ones are called shell-1, file-2 ...
+# by their position; 'den provision --provision-with NAME' picks some.
+#
+# A shell script: inline commands (run with "set -e"), or a script file in
+# this folder with arguments. privileged runs it as root with sudo.
+# provision "shell" {
+#   name       = "deps"
+#   inline     = ["apt-get update -q", "apt-get install -y make"]
+#   # path     = "scripts/setup.sh"
+#   # args     = ["--fast"]
+#   env        = { DEBIAN_FRONTEND = "noninteractive" }
+#   privileged = true
+#   run        = "once"
+# }
+#
+# A host file or folder copied to a guest path (the path of the copy itself).
+# provision "file" {
+#   source      = "files/gitconfig"
+#   destination = "/home/den/.gitconfig"
+#   run         = "always"
+# }
+
+# Forward a host port on 127.0.0.1 to a guest port.
+# forward {
+#   guest = 80
+#   host  = 8080
+# }
+
+# Raw LXC keys, for what den has no setting for (see lxc.container.conf(5)).
+# Keys den sets itself (rootfs, mounts, network, memory, cpus ...) are refused.
+# lxc {
+#   config = {
+#     "lxc.apparmor.profile" = "unconfined"
+#   }
+# }
+
+# More machines: with machine blocks, the machines are exactly these blocks;
+# each inherits the settings above and may override any of them.
+# machine "web" {
+# }
+# machine "db" {
+#   memory = "512M"
+# }
+`
+
+// Template returns the commented den.hcl that 'den init [BOX]' writes: box
+// set to box (DefaultBox when empty), every other setting shown commented.
+func Template(box string) []byte {
+	if box == "" {
+		box = DefaultBox
+	}
+	return fmt.Appendf(nil, template, hclQuote(box))
+}
+
+// hclQuote writes s as an HCL string literal.
+func hclQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\u%04x`, c)
+		case (c == '$' || c == '%') && strings.HasPrefix(s[i+1:], "{"):
+			b.WriteRune(c)
+			b.WriteRune(c)
+		default:
+			b.WriteRune(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

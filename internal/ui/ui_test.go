@@ -1,0 +1,112 @@
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestSayIndentsContinuation(t *testing.T) {
+	var out bytes.Buffer
+	u := &UI{Out: &out, Err: &out}
+	u.Say("web", "first\nsecond")
+	want := "==> web: first\n         second\n"
+	if out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+}
+
+func TestProgressPlainWithoutTTY(t *testing.T) {
+	var out bytes.Buffer
+	u := &UI{Out: &out, Err: &out}
+	p := u.Progress("box", "Unpacking", 100)
+	p.Update(50, "")
+	p.Done()
+	if bytes.ContainsAny(out.Bytes(), "\r\033") {
+		t.Fatalf("non-TTY progress wrote control characters: %q", out.String())
+	}
+	if !bytes.Contains(out.Bytes(), []byte("50.0%")) {
+		t.Fatalf("progress line missing: %q", out.String())
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536 << 20: "1.5 GiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestWriter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"lines", []string{"a\nb\n"}, "    web: a\n    web: b\n"},
+		{"split across writes", []string{"hel", "lo\nwor", "ld\n"}, "    web: hello\n    web: world\n"},
+		{"partial last line on close", []string{"done\npartial"}, "    web: done\n    web: partial\n"},
+		{"crlf and empty lines", []string{"a\r\n\nb\r\n"}, "    web: a\n    web: \n    web: b\n"},
+		{"nothing", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			u := &UI{Out: &out, Err: &errOut}
+			w := u.Writer("web", false)
+			for _, s := range tc.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write(%q) = %d, %v", s, n, err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.want || errOut.Len() != 0 {
+				t.Errorf("Out %q, Err %q; want Out %q", out.String(), errOut.String(), tc.want)
+			}
+		})
+	}
+
+	t.Run("stderr", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		u := &UI{Out: &out, Err: &errOut}
+		w := u.Writer("db", true)
+		io.WriteString(w, "oops\n")
+		if errOut.String() != "    db: oops\n" || out.Len() != 0 {
+			t.Errorf("Out %q, Err %q; want the line on Err", out.String(), errOut.String())
+		}
+	})
+
+	t.Run("parallel writers keep lines whole", func(t *testing.T) {
+		var out bytes.Buffer
+		u := &UI{Out: &out, Err: &out}
+		var wg sync.WaitGroup
+		for _, name := range []string{"web", "db", "cache"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := u.Writer(name, false)
+				defer w.Close()
+				for i := range 200 {
+					fmt.Fprintf(w, "line %d of ", i)
+					fmt.Fprintf(w, "%s\n", name)
+				}
+			}()
+		}
+		wg.Wait()
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != 600 {
+			t.Fatalf("got %d lines, want 600", len(lines))
+		}
+		for _, l := range lines {
+			name, rest, _ := strings.Cut(strings.TrimPrefix(l, "    "), ": ")
+			if !strings.HasPrefix(rest, "line ") || !strings.HasSuffix(rest, " of "+name) {
+				t.Fatalf("mixed line %q", l)
+			}
+		}
+	})
+}

@@ -1,0 +1,568 @@
+// Package lxc runs den's machines as LXC system containers through go-lxc,
+// each with an overlay rootfs over a read-only box.
+package lxc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	golxc "github.com/lxc/go-lxc"
+	"golang.org/x/sys/unix"
+
+	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/host"
+	"github.com/den-dev/den/provider"
+)
+
+// Provider keeps its containers in one LXC path owned by den.
+type Provider struct {
+	Path string // absolute lxcpath, e.g. /var/lib/den/machines
+}
+
+// New returns a provider for the LXC path dir (created when missing).
+func New(dir string) (*Provider, error) {
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("lxc path %q must be absolute", dir)
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("create lxc path: %w", err)
+	}
+	return &Provider{Path: dir}, nil
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+func (p *Provider) dir(name string) string { return filepath.Join(p.Path, name) }
+
+func (p *Provider) upper(name string) string { return filepath.Join(p.dir(name), "delta0") }
+
+func (p *Provider) logFile(name string) string { return filepath.Join(p.dir(name), "lxc.log") }
+
+// open returns the go-lxc handle of name; the caller must Release it.
+func (p *Provider) open(name string) (*golxc.Container, error) {
+	c, err := golxc.NewContainer(name, p.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open container %q: %w", name, err)
+	}
+	return c, nil
+}
+
+func (p *Provider) exists(name string) bool {
+	_, err := os.Stat(filepath.Join(p.dir(name), "config"))
+	return err == nil
+}
+
+// Create makes the container's folder, its overlay upper layer and config,
+// then runs spec.Prepare on the merged tree. On failure the folder goes.
+func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) {
+	dir := p.dir(spec.Name)
+	if _, err := os.Lstat(dir); err == nil {
+		return fmt.Errorf("container %q already exists in %s", spec.Name, p.Path)
+	}
+	if strings.ContainsAny(spec.Rootfs, ",:\n") {
+		return fmt.Errorf("box rootfs path %q contains ',' or ':', which overlay mounts cannot take", spec.Rootfs)
+	}
+	var rootSt unix.Stat_t
+	if err := unix.Stat(spec.Rootfs, &rootSt); err != nil {
+		return fmt.Errorf("box rootfs %q: %w", spec.Rootfs, err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("create machine folder: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if rerr := fsutil.RemoveTree(dir); rerr != nil {
+				err = fmt.Errorf("%w (cleanup also failed: %v)", err, rerr)
+			}
+		}
+	}()
+	// The upper layer's root takes the lower root's mode and owner: an overlay
+	// shows the upper's attributes for a directory present in both.
+	up := p.upper(spec.Name)
+	if err := os.Mkdir(up, os.FileMode(rootSt.Mode&0o7777)); err != nil {
+		return err
+	}
+	if err := os.Chown(up, int(rootSt.Uid), int(rootSt.Gid)); err != nil {
+		return err
+	}
+	if err := os.Chmod(up, os.FileMode(rootSt.Mode&0o777)); err != nil {
+		return err
+	}
+	if err := p.writeConfig(spec); err != nil {
+		return err
+	}
+	if _, dropped := FilterBoxConfig(spec.BoxConfig); spec.Warn != nil {
+		for _, d := range dropped {
+			spec.Warn("box lxc-config line dropped (a box may not set it): %s", d)
+		}
+	}
+	if spec.Prepare != nil {
+		if err := p.prepare(ctx, spec); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// prepare mounts the overlay on the host for a moment so spec.Prepare sees
+// the merged tree (copy-up keeps every parent's mode and owner), then
+// unmounts it. Nothing stays mounted under the machine's folder.
+func (p *Provider) prepare(ctx context.Context, spec *provider.Spec) error {
+	dir := p.dir(spec.Name)
+	target := filepath.Join(dir, "prep")
+	work := filepath.Join(dir, "prepwork")
+	for _, d := range []string{target, work} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", spec.Rootfs, p.upper(spec.Name), work)
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount the machine's overlay to prepare it: %w", err)
+	}
+	root, err := os.OpenRoot(target)
+	if err == nil {
+		err = spec.Prepare(ctx, root)
+		root.Close()
+	}
+	if uerr := unix.Unmount(target, 0); uerr != nil {
+		if uerr2 := unix.Unmount(target, unix.MNT_DETACH); uerr2 != nil && err == nil {
+			err = fmt.Errorf("unmount %s: %w", target, uerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("prepare machine %q: %w", spec.Name, err)
+	}
+	if err := fsutil.RemoveTree(target); err != nil {
+		return err
+	}
+	return fsutil.RemoveTree(work)
+}
+
+// setItem sets one config key, naming it in the error.
+func setItem(c *golxc.Container, key, value string) error {
+	if err := c.SetConfigItem(key, value); err != nil {
+		return fmt.Errorf("set LXC config %s = %q: %w", key, value, err)
+	}
+	return nil
+}
+
+// config returns den's keys for spec, in order.
+func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
+	kv := [][2]string{
+		{"lxc.include", "/usr/share/lxc/config/common.conf"},
+		{"lxc.rootfs.path", "overlay:" + spec.Rootfs + ":" + p.upper(spec.Name)},
+		{"lxc.uts.name", spec.Hostname},
+		{"lxc.log.file", p.logFile(spec.Name)},
+		{"lxc.log.level", "WARN"},
+	}
+	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
+		kv = append(kv, [2]string{"lxc.apparmor.profile", "generated"})
+	} else {
+		kv = append(kv, [2]string{"lxc.apparmor.profile", "unconfined"})
+	}
+	n := spec.Network
+	if n.Bridge != "" {
+		bcast, err := broadcast(n)
+		if err != nil {
+			return nil, err
+		}
+		kv = append(kv,
+			[2]string{"lxc.net.0.type", "veth"},
+			[2]string{"lxc.net.0.link", n.Bridge},
+			[2]string{"lxc.net.0.flags", "up"},
+			[2]string{"lxc.net.0.name", "eth0"},
+			[2]string{"lxc.net.0.hwaddr", n.MAC},
+			[2]string{"lxc.net.0.ipv4.address", n.Address.String() + " " + bcast},
+			[2]string{"lxc.net.0.ipv4.gateway", n.Gateway.String()},
+		)
+	}
+	v2 := host.CgroupLayout() == host.CgroupV2
+	if spec.Memory > 0 {
+		mem := strconv.FormatInt(spec.Memory, 10)
+		if v2 {
+			kv = append(kv, [2]string{"lxc.cgroup2.memory.max", mem})
+		} else {
+			kv = append(kv, [2]string{"lxc.cgroup.memory.limit_in_bytes", mem})
+		}
+	}
+	if spec.CPUs > 0 {
+		set, err := cpuset(spec.CPUs)
+		if err != nil {
+			return nil, err
+		}
+		if v2 {
+			kv = append(kv, [2]string{"lxc.cgroup2.cpuset.cpus", set})
+		} else {
+			kv = append(kv, [2]string{"lxc.cgroup.cpuset.cpus", set})
+		}
+	}
+	for _, m := range spec.Mounts {
+		kv = append(kv, [2]string{"lxc.mount.entry", mountEntry(m)})
+	}
+	allowed, _ := FilterBoxConfig(spec.BoxConfig)
+	kv = append(kv, allowed...)
+	kv = append(kv, spec.RawConfig...)
+	return kv, nil
+}
+
+// writeConfig replaces the container's config file with spec's.
+func (p *Provider) writeConfig(spec *provider.Spec) error {
+	kv, err := p.config(spec)
+	if err != nil {
+		return err
+	}
+	c, err := p.open(spec.Name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	c.ClearConfig()
+	for _, item := range kv {
+		if err := setItem(c, item[0], item[1]); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(p.dir(spec.Name), "config")
+	if err := c.SaveConfigFile(path); err != nil {
+		return fmt.Errorf("save LXC config %s: %w", path, err)
+	}
+	return nil
+}
+
+// mountEntry renders a bind mount as an fstab-style lxc.mount.entry: the
+// target is relative to the rootfs, and spaces and the like are escaped.
+func mountEntry(m provider.Mount) string {
+	opts := "bind,create=dir"
+	if m.File {
+		opts = "bind,create=file"
+	}
+	if m.ReadOnly {
+		opts += ",ro"
+	}
+	return fmt.Sprintf("%s %s none %s 0 0", fstabEscape(m.Source), fstabEscape(strings.TrimPrefix(filepath.Clean(m.Target), "/")), opts)
+}
+
+func fstabEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case ' ', '\t', '\n', '\\', '#':
+			fmt.Fprintf(&b, "\\%03o", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func broadcast(n provider.Network) (string, error) {
+	if !n.Address.IsValid() || !n.Address.Addr().Is4() {
+		return "", fmt.Errorf("machine address %v is not an IPv4 prefix", n.Address)
+	}
+	ip := n.Address.Addr().As4()
+	mask := net.CIDRMask(n.Address.Bits(), 32)
+	for i := range ip {
+		ip[i] |= ^mask[i]
+	}
+	return net.IP(ip[:]).String(), nil
+}
+
+// cpuset picks n host CPUs (the first n online ones).
+func cpuset(n int) (string, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return "", fmt.Errorf("read online CPUs: %w", err)
+	}
+	cpus, err := parseCPUList(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", err
+	}
+	if n > len(cpus) {
+		return "", fmt.Errorf("cpus = %d, but this host has %d CPUs online", n, len(cpus))
+	}
+	parts := make([]string, n)
+	for i := range n {
+		parts[i] = strconv.Itoa(cpus[i])
+	}
+	return strings.Join(parts, ","), nil
+}
+
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("cpu list %q: %w", s, err)
+			}
+		}
+		for i := a; i <= b; i++ {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpus, nil
+}
+
+// boxKeys are the only LXC keys a box's lxc-config may set: none of them
+// runs host code, adds mounts or devices, or touches the rootfs or id maps.
+var boxKeys = map[string]bool{
+	"lxc.arch":            true,
+	"lxc.tty.max":         true,
+	"lxc.pty.max":         true,
+	"lxc.signal.halt":     true,
+	"lxc.signal.reboot":   true,
+	"lxc.signal.stop":     true,
+	"lxc.environment":     true,
+	"lxc.init.cmd":        true,
+	"lxc.init.cwd":        true,
+	"lxc.init.uid":        true,
+	"lxc.init.gid":        true,
+	"lxc.console.size":    true,
+	"lxc.ephemeral":       false,
+	"lxc.start.auto":      false,
+	"lxc.cap.drop":        true,
+	"lxc.seccomp.profile": false,
+}
+
+// FilterBoxConfig splits a box's lxc-config lines into the allowed keys and
+// the lines den drops (to be reported). Legacy keys (lxc.utsname etc.) and
+// everything not allowlisted are dropped.
+func FilterBoxConfig(lines []string) (allowed [][2]string, dropped []string) {
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if ok && boxKeys[k] {
+			allowed = append(allowed, [2]string{k, v})
+			continue
+		}
+		dropped = append(dropped, l)
+	}
+	return allowed, dropped
+}
+
+// Start writes spec's config and starts the container, waiting until LXC
+// reports it running. Errors quote the ERROR lines of the machine's LXC log.
+func (p *Provider) Start(ctx context.Context, spec *provider.Spec) error {
+	st, err := p.State(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case provider.NotCreated:
+		return fmt.Errorf("container %q does not exist", spec.Name)
+	case provider.Running, provider.Frozen:
+		return nil
+	}
+	if err := p.writeConfig(spec); err != nil {
+		return err
+	}
+	logOff := fileSize(p.logFile(spec.Name))
+	c, err := p.open(spec.Name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if err := c.Start(); err != nil {
+		return p.logError(spec.Name, logOff, fmt.Errorf("start container %q: %w", spec.Name, err))
+	}
+	werr := provider.WaitFor(ctx, 10*time.Millisecond, func() bool {
+		s := c.State()
+		return s == golxc.RUNNING || s == golxc.STOPPED
+	})
+	if werr != nil {
+		return werr
+	}
+	if c.State() != golxc.RUNNING {
+		return p.logError(spec.Name, logOff, fmt.Errorf("container %q stopped right after starting", spec.Name))
+	}
+	return nil
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// logError adds the ERROR lines LXC logged since offset to err.
+func (p *Provider) logError(name string, offset int64, err error) error {
+	f, ferr := os.Open(p.logFile(name))
+	if ferr != nil {
+		return err
+	}
+	defer f.Close()
+	f.Seek(offset, io.SeekStart)
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), " ERROR ") {
+			lines = append(lines, "  "+sc.Text())
+		}
+	}
+	if len(lines) > 12 {
+		lines = lines[len(lines)-12:]
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("%w (see %s)", err, p.logFile(name))
+	}
+	return fmt.Errorf("%w; LXC said:\n%s\n(full log: %s)", err, strings.Join(lines, "\n"), p.logFile(name))
+}
+
+// Stop shuts the container down (SIGPWR to init) within timeout, then
+// kills it; force kills at once. A frozen container is thawed first.
+func (p *Provider) Stop(ctx context.Context, name string, force bool, timeout time.Duration) error {
+	if !p.exists(name) {
+		return nil
+	}
+	c, err := p.open(name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	switch c.State() {
+	case golxc.STOPPED:
+		return nil
+	case golxc.FROZEN, golxc.FREEZING:
+		if err := c.Unfreeze(); err != nil {
+			return fmt.Errorf("thaw %q before stopping it: %w", name, err)
+		}
+	}
+	if !force {
+		// go-lxc rounds to whole seconds; under one second means "don't wait".
+		secs := max(time.Second, timeout.Round(time.Second))
+		if err := c.Shutdown(secs); err == nil && c.State() == golxc.STOPPED {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if c.State() == golxc.STOPPED {
+		return nil
+	}
+	if err := c.Stop(); err != nil && c.State() != golxc.STOPPED {
+		return fmt.Errorf("stop container %q: %w (see %s)", name, err, p.logFile(name))
+	}
+	return nil
+}
+
+// Destroy kills the container and removes its folder (config, overlay upper
+// and work dirs, log) with a walk that never follows a symlink nor crosses a
+// mount point. It does not use LXC's destroy, which deletes whatever
+// lxc.rootfs.path names.
+func (p *Provider) Destroy(ctx context.Context, name string) error {
+	dir := p.dir(name)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := p.Stop(ctx, name, true, 0); err != nil {
+		return err
+	}
+	if err := fsutil.RemoveTree(dir); err != nil {
+		return fmt.Errorf("remove machine folder: %w", err)
+	}
+	return nil
+}
+
+// State maps LXC's state; a container without a config is not created.
+func (p *Provider) State(ctx context.Context, name string) (provider.State, error) {
+	if !p.exists(name) {
+		return provider.NotCreated, nil
+	}
+	c, err := p.open(name)
+	if err != nil {
+		return provider.Unknown, err
+	}
+	defer c.Release()
+	return mapState(c.State()), nil
+}
+
+func mapState(s golxc.State) provider.State {
+	switch s {
+	case golxc.STOPPED:
+		return provider.Stopped
+	case golxc.STARTING, golxc.RUNNING, golxc.STOPPING, golxc.ABORTING:
+		return provider.Running
+	case golxc.FREEZING, golxc.FROZEN, golxc.THAWED:
+		if s == golxc.THAWED {
+			return provider.Running
+		}
+		return provider.Frozen
+	}
+	return provider.Unknown
+}
+
+// Inspect reads the limits in force from the running container's cgroup.
+func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, error) {
+	info := provider.Info{LogFile: p.logFile(name)}
+	st, err := p.State(ctx, name)
+	info.State = st
+	if err != nil || (st != provider.Running && st != provider.Frozen) {
+		return info, err
+	}
+	c, err := p.open(name)
+	if err != nil {
+		return info, err
+	}
+	defer c.Release()
+	memKey, cpuKey := "memory.limit_in_bytes", "cpuset.cpus"
+	if host.CgroupLayout() == host.CgroupV2 {
+		memKey, cpuKey = "memory.max", "cpuset.cpus.effective"
+	}
+	if v := c.CgroupItem(memKey); len(v) > 0 {
+		if n, err := strconv.ParseInt(strings.TrimSpace(v[0]), 10, 64); err == nil && n < 1<<62 {
+			info.MemoryLimit = n
+		}
+	}
+	if v := c.CgroupItem(cpuKey); len(v) > 0 {
+		info.CPUs = strings.TrimSpace(v[0])
+	}
+	return info, nil
+}
+
+// Freeze suspends the container's processes (freezer cgroup).
+func (p *Provider) Freeze(ctx context.Context, name string) error {
+	c, err := p.open(name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if err := c.Freeze(); err != nil {
+		return fmt.Errorf("freeze %q: %w", name, err)
+	}
+	return nil
+}
+
+// Unfreeze resumes a frozen container.
+func (p *Provider) Unfreeze(ctx context.Context, name string) error {
+	c, err := p.open(name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if err := c.Unfreeze(); err != nil {
+		return fmt.Errorf("thaw %q: %w", name, err)
+	}
+	return nil
+}

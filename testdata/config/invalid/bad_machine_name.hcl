@@ -1,0 +1,4 @@
+box = "debian/bookworm"
+
+machine "Web_1" {
+}

@@ -1,0 +1,9 @@
+box = "debian/bookworm"
+
+lxc {
+  config = {}
+}
+
+lxc {
+  config = {}
+}

@@ -1,0 +1,8 @@
+box = "debian/bookworm"
+
+machine "db" {
+}
+
+machine "db" {
+  memory = "1G"
+}

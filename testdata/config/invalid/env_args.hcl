@@ -1,0 +1,2 @@
+box      = env("DEN_TEST_BOX", "debian/bookworm", "extra")
+hostname = env()

@@ -1,0 +1,5 @@
+box = "debian/bookworm"
+
+synced_folder "src" {
+  guest = "src"
+}

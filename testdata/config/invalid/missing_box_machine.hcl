@@ -1,0 +1,9 @@
+memory = "1G"
+
+machine "web" {
+  box = "debian/bookworm"
+}
+
+machine "db" {
+  cpus = 1
+}

@@ -1,0 +1,6 @@
+box = "debian/bookworm"
+
+machine "web" {
+  machine "db" {
+  }
+}

@@ -1,0 +1,6 @@
+box = "debian/bookworm"
+
+provision "shell" {
+  inline = ["make"]
+  args   = ["install"]
+}

@@ -1,0 +1,6 @@
+box = "debian/bookworm"
+
+provision "file" {
+  source      = "file.txt"
+  destination = "etc/app.ini"
+}

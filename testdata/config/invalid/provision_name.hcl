@@ -1,0 +1,6 @@
+box = "debian/bookworm"
+
+provision "shell" {
+  name   = "my deps"
+  inline = ["true"]
+}

@@ -1,0 +1,5 @@
+box = "debian/bookworm"
+
+provision "shell" {
+  path = "src"
+}

@@ -1,0 +1,5 @@
+box = "debian/bookworm"
+
+provision "file" {
+  destination = "/etc/app/app.ini"
+}

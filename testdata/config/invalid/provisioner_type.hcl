@@ -1,0 +1,5 @@
+box = "debian/bookworm"
+
+provision "ansible" {
+  playbook = "site.yml"
+}

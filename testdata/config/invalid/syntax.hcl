@@ -1,0 +1,2 @@
+box  = "debian/bookworm"
+cpus = = 2

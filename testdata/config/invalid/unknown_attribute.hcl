@@ -1,0 +1,2 @@
+box    = "debian/bookworm"
+memroy = "1G"

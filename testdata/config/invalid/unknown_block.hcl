@@ -1,0 +1,4 @@
+box = "debian/bookworm"
+
+machin "db" {
+}

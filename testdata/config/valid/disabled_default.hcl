@@ -1,0 +1,7 @@
+box = "debian/bookworm"
+
+synced_folder "." { disabled = true }
+
+synced_folder "src" {
+  guest = "/src"
+}
