@@ -4,7 +4,9 @@ go 1.26.8
 
 require (
 	github.com/hashicorp/hcl/v2 v2.25.0
+	github.com/klauspost/compress v1.20.3
 	github.com/lxc/go-lxc v0.0.0-20260316180011-3af4ce000ed7
+	github.com/ulikunitz/xz v0.5.17
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/zclconf/go-cty v1.20.0
 	golang.org/x/crypto v0.58.0
