@@ -1,0 +1,87 @@
+package main
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// intersperse moves the flags that follow a command's arguments in front of
+// them, so `den box add NAME FILE --force` works as it does in Vagrant
+// (urfave/cli v2 stops parsing flags at the first argument). Everything
+// after "--" stays an argument.
+func intersperse(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	flags, cmds := app.Flags, app.Commands
+	i := 1
+	// The command path: global flags and command names.
+	for i < len(args) {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			n := flagWidth(flags, a, args[i:])
+			out = append(out, args[i:i+n]...)
+			i += n
+			continue
+		}
+		c := findCommand(cmds, a)
+		if c == nil {
+			break
+		}
+		out = append(out, a)
+		flags, cmds = c.Flags, c.Subcommands
+		i++
+	}
+	// The last command's own flags and arguments, flags first.
+	var fl, pos []string
+	for i < len(args) {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			n := flagWidth(flags, a, args[i:])
+			fl = append(fl, args[i:i+n]...)
+			i += n
+			continue
+		}
+		pos = append(pos, a)
+		i++
+	}
+	return append(append(out, fl...), pos...)
+}
+
+// flagWidth is how many tokens the flag a takes: 2 when it needs a value
+// that is not given with "=", else 1.
+func flagWidth(flags []cli.Flag, a string, rest []string) int {
+	name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	if hasValue || len(rest) < 2 {
+		return 1
+	}
+	for _, f := range flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		if df, ok := f.(cli.DocGenerationFlag); ok && df.TakesValue() {
+			return 2
+		}
+		return 1
+	}
+	return 1
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.Name == name || slices.Contains(c.Aliases, name) {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,332 @@
+package main
+
+// End-to-end tests: the real den binary, real LXC containers, real ssh.
+// They need root, LXC, the lxcbr0 bridge and a box file in DEN_TEST_BOX
+// (scripts/test.sh builds and caches one). Without them they skip, except
+// under CI=true, where a skip is a failure.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/host"
+)
+
+var e2e struct {
+	bin     string // the den binary
+	home    string // DEN_HOME of the tests
+	lxcpath string
+	reason  string // why e2e cannot run, or ""
+}
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		cleanup, err := setupE2E()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e setup:", err)
+			return 1
+		}
+		defer cleanup()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// setupE2E builds den and adds the test box into a fresh DEN_HOME.
+func setupE2E() (func(), error) {
+	switch {
+	case os.Geteuid() != 0:
+		e2e.reason = "not root"
+	case os.Getenv("DEN_TEST_BOX") == "":
+		e2e.reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
+	}
+	if e2e.reason != "" {
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "den-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	e2e.home = filepath.Join(dir, "home")
+	e2e.lxcpath = filepath.Join(e2e.home, "machines")
+	e2e.bin = filepath.Join(dir, "den")
+	cleanup := func() {
+		// Kill anything a failed test left, then remove the test home with
+		// den's own safe remover (it refuses mounts and never follows links).
+		if entries, err := os.ReadDir(e2e.lxcpath); err == nil {
+			for _, en := range entries {
+				exec.Command("lxc-stop", "-P", e2e.lxcpath, "-n", en.Name(), "-k").Run()
+			}
+		}
+		if err := fsutil.RemoveTree(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e cleanup:", err)
+		}
+	}
+	build := exec.Command("go", "build", "-o", e2e.bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("go build: %w", err)
+	}
+	add := exec.Command(e2e.bin, "box", "add", "debian/bookworm", os.Getenv("DEN_TEST_BOX"))
+	add.Env = append(os.Environ(), "DEN_HOME="+e2e.home)
+	out, err := add.CombinedOutput()
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("den box add: %v\n%s", err, out)
+	}
+	return cleanup, nil
+}
+
+// needE2E skips (or fails under CI) when the real parts are missing.
+func needE2E(t *testing.T) {
+	t.Helper()
+	if e2e.reason == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("end-to-end test cannot run in CI: %s", e2e.reason)
+	}
+	t.Skipf("end-to-end test skipped: %s", e2e.reason)
+}
+
+type result struct {
+	out, err string
+	code     int
+}
+
+// den runs the binary in dir with the test DEN_HOME.
+func den(t *testing.T, dir string, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(e2e.bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DEN_HOME="+e2e.home)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run den %v: %v", args, err)
+	}
+	t.Logf("den %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	return result{out.String(), errb.String(), code}
+}
+
+func mustDen(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	r := den(t, dir, "", args...)
+	if r.code != 0 {
+		t.Fatalf("den %v failed with %d:\n%s%s", args, r.code, r.out, r.err)
+	}
+	return r.out
+}
+
+// newProject makes a project folder owned by uid/gid 1234 (so the guest
+// user's uid mapping is tested) with den.hcl and a file.
+func newProject(t *testing.T, name, hcl string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "den.hcl"), []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "den.hcl"), filepath.Join(dir, "hello.txt")} {
+		if err := os.Chown(p, 1234, 1234); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		r := den(t, dir, "", "destroy", "-f")
+		if r.code != 0 {
+			t.Errorf("cleanup destroy failed: %s", r.err)
+		}
+	})
+	return dir
+}
+
+type statusJSON struct {
+	Name, State, Address, Container string
+}
+
+func status(t *testing.T, dir string) []statusJSON {
+	t.Helper()
+	var s []statusJSON
+	if err := json.Unmarshal([]byte(mustDen(t, dir, "status", "--json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func lxcNames(t *testing.T) string {
+	out, err := exec.Command("lxc-ls", "-P", e2e.lxcpath, "-1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("lxc-ls: %v %s", err, out)
+	}
+	return string(out)
+}
+
+// cgroupValue reads a cgroup file of the container from the host's cgroup
+// filesystem: v1file in the v1 controller v1ctrl, else v2file. It reads
+// the container's own cgroup (lxc.payload.NAME), where LXC sets the limits,
+// not the init.scope below it that systemd in the guest makes.
+func cgroupValue(t *testing.T, container, v1ctrl, v1file, v2file string) string {
+	t.Helper()
+	out, err := exec.Command("lxc-info", "-P", e2e.lxcpath, "-n", container, "-p", "-H").Output()
+	if err != nil {
+		t.Fatalf("lxc-info: %v", err)
+	}
+	pid := strings.TrimSpace(string(out))
+	cg, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := func(p string) string {
+		if i := strings.Index(p, "/lxc.payload."+container); i >= 0 {
+			return p[:i+len("/lxc.payload.")+len(container)]
+		}
+		return p
+	}
+	v2 := host.CgroupLayout() == host.CgroupV2
+	for _, l := range strings.Split(string(cg), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		file := ""
+		switch {
+		case v2 && f[0] == "0":
+			file = filepath.Join("/sys/fs/cgroup", own(f[2]), v2file)
+		case !v2 && strings.Contains(","+f[1]+",", ","+v1ctrl+","):
+			file = filepath.Join("/sys/fs/cgroup", v1ctrl, own(f[2]), v1file)
+		default:
+			continue
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	t.Fatalf("no cgroup %s/%s for pid %s:\n%s", v1ctrl, v1file, pid, cg)
+	return ""
+}
+
+func TestE2EMachineLifecycle(t *testing.T) {
+	needE2E(t)
+	dir := newProject(t, "test-lifecycle", `box = "debian/bookworm"
+memory = "256M"
+`)
+	up := mustDen(t, dir, "up")
+	if !strings.Contains(up, "Machine booted and ready!") {
+		t.Fatalf("up output lacks the ready line:\n%s", up)
+	}
+	st := status(t, dir)
+	if len(st) != 1 || st[0].State != "running" || st[0].Address == "" {
+		t.Fatalf("status after up: %+v", st)
+	}
+	container := st[0].Container
+
+	// The project folder is at /den, both ways, owned by the project owner.
+	if got := mustDen(t, dir, "ssh", "-c", "cat /den/hello.txt"); got != "hello from the host\n" {
+		t.Fatalf("guest read %q", got)
+	}
+	mustDen(t, dir, "ssh", "-c", "echo written in the guest > /den/guest.txt; id -u")
+	b, err := os.ReadFile(filepath.Join(dir, "guest.txt"))
+	if err != nil || string(b) != "written in the guest\n" {
+		t.Fatalf("host read guest.txt: %q %v", b, err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "guest.txt"))
+	if uid := statUID(fi); uid != 1234 {
+		t.Errorf("guest.txt belongs to uid %d, want the project owner's 1234", uid)
+	}
+
+	// The guest cannot change den.hcl nor read .den/.
+	if r := den(t, dir, "", "ssh", "-c", "sudo sh -c 'echo evil >> /den/den.hcl'"); r.code == 0 {
+		t.Errorf("guest could write den.hcl")
+	}
+	if got := mustDen(t, dir, "ssh", "-c", "ls -A /den/.den | wc -l"); strings.TrimSpace(got) != "0" {
+		t.Errorf("guest sees .den contents: %q", got)
+	}
+
+	// The memory limit is in force in the container's cgroup.
+	if got := cgroupValue(t, container, "memory", "memory.limit_in_bytes", "memory.max"); got != strconv.Itoa(256<<20) {
+		t.Errorf("memory limit = %s, want %d", got, 256<<20)
+	}
+
+	// The remote exit status is den's exit status.
+	if r := den(t, dir, "", "ssh", "-c", "exit 3"); r.code != 3 {
+		t.Errorf("ssh -c 'exit 3' gave %d", r.code)
+	}
+
+	// OpenSSH takes den's ssh-config, with the pinned host key.
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(cfg, []byte(mustDen(t, dir, "ssh-config")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "den-default", "echo", "via-openssh").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "via-openssh") {
+		t.Errorf("ssh -F: %v\n%s", err, out)
+	}
+
+	// A tampered pin makes ssh fail clearly.
+	pin := filepath.Join(dir, ".den", "default", "host_ed25519.pub")
+	good, err := os.ReadFile(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustDen(t, dir, "ssh", "-c", "ssh-keygen -q -t ed25519 -N '' -f /tmp/k >/dev/null && cat /tmp/k.pub")
+	os.WriteFile(pin, []byte(other), 0o644)
+	r := den(t, dir, "", "ssh", "-c", "true")
+	if r.code == 0 || !strings.Contains(r.err, "host key") {
+		t.Errorf("ssh with a tampered pin: code %d, stderr %q", r.code, r.err)
+	}
+	os.WriteFile(pin, good, 0o644)
+
+	// halt, status, up again.
+	mustDen(t, dir, "halt")
+	if st := status(t, dir); st[0].State != "stopped" {
+		t.Fatalf("status after halt: %+v", st)
+	}
+	mustDen(t, dir, "up")
+	if got := mustDen(t, dir, "ssh", "-c", "cat /den/guest.txt"); got != "written in the guest\n" {
+		t.Fatalf("after restart: %q", got)
+	}
+
+	// destroy refuses without a terminal and without -f.
+	if r := den(t, dir, "", "destroy"); r.code == 0 || !strings.Contains(r.err, "-f") {
+		t.Errorf("destroy without -f and without a TTY: code %d, %q", r.code, r.err)
+	}
+	mustDen(t, dir, "destroy", "-f")
+	if names := lxcNames(t); strings.Contains(names, container) {
+		t.Errorf("container still listed by lxc-ls: %s", names)
+	}
+	if _, err := os.Stat(filepath.Join(e2e.lxcpath, container)); !os.IsNotExist(err) {
+		t.Errorf("machine folder still there: %v", err)
+	}
+	for _, f := range []string{"den.hcl", "hello.txt", "guest.txt"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("project file %s after destroy: %v", f, err)
+		}
+	}
+	if st := status(t, dir); st[0].State != "not created" {
+		t.Errorf("status after destroy: %+v", st)
+	}
+	// Twice is fine.
+	mustDen(t, dir, "destroy", "-f")
+}

@@ -1,0 +1,225 @@
+package machine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// guestSetup is what den writes into a new machine before its first boot.
+type guestSetup struct {
+	Hostname   string
+	User       string // the box's login user
+	UID, GID   int    // the project owner's ids; 0 keeps the box's ids
+	Authorized []byte // authorized_keys line
+	HostKey    []byte // OpenSSH private host key
+	HostPub    []byte
+	Nameserver string
+	Peers      []peer // the project's other machines, for /etc/hosts
+}
+
+// peer is another machine of the project.
+type peer struct {
+	IP    string
+	Names []string
+}
+
+// sshdDropIn makes sshd offer only the machine's own host key (a box's keys
+// are the same in every clone) and take keys only.
+const sshdDropIn = `# Written by den: this machine's own host key, keys only.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+`
+
+// prepareGuest writes the machine's identity into root, which is the
+// machine's merged filesystem. Every path resolves inside root (a box is
+// untrusted: its symlinks cannot lead den's writes out of it).
+func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error {
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", g.Hostname)
+	if len(g.Peers) > 0 {
+		hosts += "# den: the other machines of this project\n"
+		for _, p := range g.Peers {
+			hosts += p.IP + "\t" + strings.Join(p.Names, " ") + "\n"
+		}
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	files := []struct {
+		path string
+		data string
+		mode os.FileMode
+	}{
+		{"etc/hostname", g.Hostname + "\n", 0o644},
+		{"etc/hosts", hosts, 0o644},
+		{"etc/machine-id", hex.EncodeToString(id) + "\n", 0o444},
+		{"etc/resolv.conf", "# Written by den: the bridge's DNS.\nnameserver " + g.Nameserver + "\n", 0o644},
+	}
+	for _, f := range files {
+		if err := writeGuestFile(root, f.path, []byte(f.data), f.mode, 0, 0); err != nil {
+			return err
+		}
+	}
+	// Host keys: drop the box's, write the machine's own.
+	if entries, err := fs.ReadDir(root.FS(), "etc/ssh"); err == nil {
+		for _, en := range entries {
+			if strings.HasPrefix(en.Name(), "ssh_host_") {
+				if err := root.Remove("etc/ssh/" + en.Name()); err != nil {
+					return fmt.Errorf("remove the box's host key %s: %w", en.Name(), err)
+				}
+			}
+		}
+	} else {
+		return fmt.Errorf("box has no /etc/ssh: is openssh-server installed in it? (%w)", err)
+	}
+	if err := writeGuestFile(root, "etc/ssh/ssh_host_ed25519_key", g.HostKey, 0o600, 0, 0); err != nil {
+		return err
+	}
+	if err := writeGuestFile(root, "etc/ssh/ssh_host_ed25519_key.pub", g.HostPub, 0o644, 0, 0); err != nil {
+		return err
+	}
+	if err := mkdirGuest(root, "etc/ssh/sshd_config.d", 0o755, 0, 0); err != nil {
+		return err
+	}
+	if err := writeGuestFile(root, "etc/ssh/sshd_config.d/den.conf", []byte(sshdDropIn), 0o644, 0, 0); err != nil {
+		return err
+	}
+	uid, gid, home, err := setupUser(root, g, warn)
+	if err != nil {
+		return err
+	}
+	sshDir := path.Join(home, ".ssh")
+	if err := mkdirGuest(root, sshDir, 0o700, uid, gid); err != nil {
+		return err
+	}
+	return writeGuestFile(root, path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
+}
+
+// writeGuestFile replaces name (a file or a symlink, never followed) with data.
+func writeGuestFile(root *os.Root, name string, data []byte, mode os.FileMode, uid, gid int) error {
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace /%s in the machine: %w", name, err)
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("write /%s in the machine: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chown(uid, gid)
+	}
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write /%s in the machine: %w", name, err)
+	}
+	return nil
+}
+
+// mkdirGuest makes name (and parents) and gives name its mode and owner.
+func mkdirGuest(root *os.Root, name string, mode os.FileMode, uid, gid int) error {
+	if err := root.MkdirAll(name, mode); err != nil {
+		return fmt.Errorf("create /%s in the machine: %w", name, err)
+	}
+	if err := root.Lchown(name, uid, gid); err != nil {
+		return err
+	}
+	return root.Chmod(name, mode)
+}
+
+// setupUser finds the login user and, when the project belongs to someone
+// else than the box user, gives the user the project owner's uid and gid so
+// files written in synced folders belong to that person.
+func setupUser(root *os.Root, g guestSetup, warn func(string, ...any)) (uid, gid int, home string, err error) {
+	passwd, err := root.ReadFile("etc/passwd")
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("read the box's /etc/passwd: %w", err)
+	}
+	lines := strings.Split(string(passwd), "\n")
+	at := -1
+	var f []string
+	for i, l := range lines {
+		parts := strings.Split(l, ":")
+		if len(parts) == 7 && parts[0] == g.User {
+			at, f = i, parts
+		}
+	}
+	if at < 0 {
+		return 0, 0, "", fmt.Errorf("the box has no user %q (its login user) in /etc/passwd", g.User)
+	}
+	uid, err1 := strconv.Atoi(f[2])
+	gid, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil {
+		return 0, 0, "", fmt.Errorf("the box's /etc/passwd has a bad line for %q", g.User)
+	}
+	home = strings.TrimPrefix(path.Clean(f[5]), "/")
+	if g.UID == 0 || (g.UID == uid && g.GID == gid) {
+		return uid, gid, home, nil
+	}
+	for _, l := range lines {
+		parts := strings.Split(l, ":")
+		if len(parts) == 7 && parts[0] != g.User && parts[2] == strconv.Itoa(g.UID) {
+			warn("keeping %s's uid %d: the box's user %q already has the project owner's uid %d", g.User, uid, parts[0], g.UID)
+			return uid, gid, home, nil
+		}
+	}
+	newGID := gid
+	group, err := root.ReadFile("etc/group")
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("read the box's /etc/group: %w", err)
+	}
+	glines := strings.Split(string(group), "\n")
+	taken := false
+	for _, l := range glines {
+		parts := strings.Split(l, ":")
+		if len(parts) == 4 && parts[2] == strconv.Itoa(g.GID) && parts[2] != strconv.Itoa(gid) {
+			taken = true
+		}
+	}
+	if !taken {
+		for i, l := range glines {
+			parts := strings.Split(l, ":")
+			if len(parts) == 4 && parts[2] == strconv.Itoa(gid) && parts[0] == g.User {
+				parts[2] = strconv.Itoa(g.GID)
+				glines[i] = strings.Join(parts, ":")
+				newGID = g.GID
+			}
+		}
+	}
+	f[2], f[3] = strconv.Itoa(g.UID), strconv.Itoa(newGID)
+	lines[at] = strings.Join(f, ":")
+	if err := writeGuestFile(root, "etc/passwd", []byte(strings.Join(lines, "\n")), 0o644, 0, 0); err != nil {
+		return 0, 0, "", err
+	}
+	if newGID != gid {
+		if err := writeGuestFile(root, "etc/group", []byte(strings.Join(glines, "\n")), 0o644, 0, 0); err != nil {
+			return 0, 0, "", err
+		}
+	}
+	// Hand the home folder over (copy-up of each entry in the overlay).
+	err = fs.WalkDir(root.FS(), home, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return chownIfOwned(root, p, info, uid, gid, g.UID, newGID)
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, "", fmt.Errorf("hand /%s to uid %d: %w", home, g.UID, err)
+	}
+	return g.UID, newGID, home, nil
+}

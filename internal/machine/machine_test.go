@@ -1,0 +1,198 @@
+package machine
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/den-dev/den/internal/layout"
+)
+
+func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func owner(t *testing.T, path string) (int, int) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
+}
+
+// fakeRootfs is a tiny box rootfs with a den user (1000) and box host keys.
+func fakeRootfs(t *testing.T) string {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nden:x:1000:1000::/home/den:/bin/bash\n", 0o644)
+	writeFile(t, filepath.Join(dir, "etc/group"), "root:x:0:\nsudo:x:27:den\nden:x:1000:\n", 0o644)
+	writeFile(t, filepath.Join(dir, "etc/ssh/ssh_host_rsa_key"), "box key", 0o600)
+	writeFile(t, filepath.Join(dir, "etc/ssh/ssh_host_rsa_key.pub"), "box key", 0o644)
+	writeFile(t, filepath.Join(dir, "home/den/.bashrc"), "# rc\n", 0o644)
+	if err := os.Symlink("/run/systemd/resolve/stub-resolv.conf", filepath.Join(dir, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"home/den", "home/den/.bashrc"} {
+		os.Chown(filepath.Join(dir, p), 1000, 1000)
+	}
+	return dir
+}
+
+func TestPrepareGuest(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	dir := fakeRootfs(t)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	var warnings []string
+	err = prepareGuest(root, guestSetup{
+		Hostname: "web", User: "den", UID: 1234, GID: 1234,
+		Authorized: []byte("ssh-ed25519 AAAA den web\n"),
+		HostKey:    []byte("PRIVATE"), HostPub: []byte("ssh-ed25519 BBBB\n"),
+		Nameserver: "10.0.3.1",
+	}, func(f string, a ...any) { warnings = append(warnings, f) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read("etc/hostname"); got != "web\n" {
+		t.Errorf("hostname %q", got)
+	}
+	if got := read("etc/resolv.conf"); !strings.Contains(got, "nameserver 10.0.3.1") {
+		t.Errorf("resolv.conf %q", got)
+	}
+	if fi, _ := os.Lstat(filepath.Join(dir, "etc/resolv.conf")); fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("resolv.conf is still a symlink")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/ssh/ssh_host_rsa_key")); !os.IsNotExist(err) {
+		t.Errorf("box host key survived: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "etc/ssh/ssh_host_ed25519_key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("host key: %v %v", fi, err)
+	}
+	if got := read("etc/passwd"); !strings.Contains(got, "den:x:1234:1234::/home/den:/bin/bash") {
+		t.Errorf("passwd not remapped:\n%s", got)
+	}
+	if got := read("etc/group"); !strings.Contains(got, "den:x:1234:") {
+		t.Errorf("group not remapped:\n%s", got)
+	}
+	if u, g := owner(t, filepath.Join(dir, "home/den/.bashrc")); u != 1234 || g != 1234 {
+		t.Errorf(".bashrc owned by %d:%d", u, g)
+	}
+	ak := filepath.Join(dir, "home/den/.ssh/authorized_keys")
+	if u, _ := owner(t, ak); u != 1234 {
+		t.Errorf("authorized_keys owned by %d", u)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "home/den/.ssh")); fi.Mode().Perm() != 0o700 {
+		t.Errorf(".ssh mode %v", fi.Mode())
+	}
+	if len(read("etc/machine-id")) != 33 {
+		t.Errorf("machine-id %q", read("etc/machine-id"))
+	}
+}
+
+func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	dir := fakeRootfs(t)
+	root, _ := os.OpenRoot(dir)
+	defer root.Close()
+	err := prepareGuest(root, guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := owner(t, filepath.Join(dir, "home/den/.ssh/authorized_keys")); u != 1000 {
+		t.Errorf("authorized_keys owned by %d, want the box's 1000", u)
+	}
+}
+
+func TestPrepareGuestMissingUser(t *testing.T) {
+	dir := fakeRootfs(t)
+	root, _ := os.OpenRoot(dir)
+	defer root.Close()
+	err := prepareGuest(root, guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), `"vagrant"`) {
+		t.Fatalf("want an error naming the user, got %v", err)
+	}
+}
+
+func TestPrepareGuestStaysInsideRootfs(t *testing.T) {
+	dir := fakeRootfs(t)
+	outside := t.TempDir()
+	// A malicious box points its home at the host.
+	os.RemoveAll(filepath.Join(dir, "home/den"))
+	if err := os.Symlink(outside, filepath.Join(dir, "home/den")); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := os.OpenRoot(dir)
+	defer root.Close()
+	err := prepareGuest(root, guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	if err == nil {
+		t.Fatal("writing through a symlink out of the rootfs succeeded")
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("den wrote outside the rootfs: %v", entries)
+	}
+}
+
+func TestContainerName(t *testing.T) {
+	a := ContainerName("/home/ann/My Project!", "web")
+	if !strings.HasPrefix(a, "den-my-project-web-") || len(a) != len("den-my-project-web-")+6 {
+		t.Errorf("name %q", a)
+	}
+	if b := ContainerName("/srv/My Project!", "web"); a == b {
+		t.Errorf("two folders share a container name %q", a)
+	}
+}
+
+func TestAllocateSkipsUsedAndKeepsPreferred(t *testing.T) {
+	home := layout.Home(t.TempDir())
+	ix := &Index{home: home}
+	_, subnet, _ := net.ParseCIDR("10.99.0.1/24")
+	subnet.IP = net.ParseIP("10.99.0.1").To4()
+	writeJSON(home.Index(), []IndexEntry{{Container: "other", Address: "10.99.0.254/24"}}, 0o644)
+	writeFile(t, filepath.Join(home.Machines(), "third", "config"), "lxc.net.0.ipv4.address = 10.99.0.253/24 10.99.0.255\n", 0o644)
+	got, err := ix.Allocate("nobr0", "me", subnet, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != "10.99.0.252/24" {
+		t.Errorf("allocated %v, want 10.99.0.252/24", got)
+	}
+	// Its own old address is kept; someone else's is not.
+	writeFile(t, filepath.Join(home.Machines(), "me", "config"), "lxc.net.0.ipv4.address = 10.99.0.200/24 10.99.0.255\n", 0o644)
+	if got, _ := ix.Allocate("nobr0", "me", subnet, "10.99.0.200/24"); got.String() != "10.99.0.200/24" {
+		t.Errorf("preferred address not kept: %v", got)
+	}
+	if got, _ := ix.Allocate("nobr0", "me", subnet, "10.99.0.254/24"); got.String() == "10.99.0.254/24" {
+		t.Errorf("took another machine's address")
+	}
+}
+
+func TestMACFor(t *testing.T) {
+	if got := MACFor(netip.MustParseAddr("10.0.3.200")); got != "00:16:3e:00:03:c8" {
+		t.Errorf("MACFor = %s", got)
+	}
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Prints den's figures beside the raw LXC floor, medians over ROUNDS rounds
+# (default 5), all in one run on the same box. Run as root after
+# scripts/test.sh has built and cached the test box (or set DEN_TEST_BOX).
+#
+#   den up        new machine from a cached box until ssh answers (den's own
+#                 start-up, create, keys, start, ssh handshake)
+#   floor         the same box by hand: overlay clone + lxc-start until the
+#                 OpenSSH client runs `true` (the shell floor)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+rounds=${ROUNDS:-5}
+
+go build -o bin/den ./cmd/den
+den=$PWD/bin/den
+boxfile=${DEN_TEST_BOX:-$(ls -t /var/cache/den-ci/debian-bookworm-*.box 2>/dev/null | head -1)}
+[ -s "$boxfile" ] || { echo "bench: no box file; run scripts/test.sh first or set DEN_TEST_BOX" >&2; exit 1; }
+
+work=$(mktemp -d /var/tmp/den-bench-XXXXXX)
+export DEN_HOME=$work/home
+lxcpath=$DEN_HOME/machines
+cleanup() {
+	for c in $(lxc-ls -P "$lxcpath" 2>/dev/null); do lxc-stop -P "$lxcpath" -n "$c" -k >/dev/null 2>&1 || true; done
+	rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+"$den" box add debian/bookworm "$boxfile" >/dev/null
+rootfs=$(ls -d "$DEN_HOME"/boxes/debian-VAGRANTSLASH-bookworm/*/lxc/rootfs | head -1)
+
+now() { date +%s.%N; }
+declare -A t
+add() { t[$1]+="$2 "; }
+median() { tr ' ' '\n' <<<"${t[$1]}" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) printf "%.3f", a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2}'; }
+diff() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+timeit() { local key=$1; shift; local a b; a=$(now); "$@" >/dev/null; b=$(now); add "$key" "$(diff "$a" "$b")"; }
+
+proj=$work/bench-project
+mkdir -p "$proj"
+printf 'box = "debian/bookworm"\nmemory = "512M"\n' >"$proj/den.hcl"
+
+for i in $(seq "$rounds"); do
+	cd "$proj"
+	timeit up "$den" up
+	for j in 1 2 3; do timeit ssh "$den" ssh -c true; done
+	for j in 1 2 3; do timeit status "$den" status; done
+	timeit halt "$den" halt
+	timeit restart "$den" up
+	timeit destroy "$den" destroy -f
+	cd - >/dev/null
+done
+
+# The raw LXC floor: the same overlay over the same box, keys written into
+# the upper layer by hand, lxc-start, then OpenSSH until `true` runs.
+key=$work/floor_key
+ssh-keygen -q -t ed25519 -N '' -f "$key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/floor_host"
+for i in $(seq "$rounds"); do
+	name=den-bench-floor-$i
+	ip=10.0.3.$((230 + i))
+	a=$(now)
+	dir=$lxcpath/$name
+	mkdir -p "$dir/delta0/home/den/.ssh" "$dir/delta0/etc/ssh"
+	cp "$key.pub" "$dir/delta0/home/den/.ssh/authorized_keys"
+	cp "$work/floor_host" "$dir/delta0/etc/ssh/ssh_host_ed25519_key"
+	cat >"$dir/config" <<CFG
+lxc.include = /usr/share/lxc/config/common.conf
+lxc.apparmor.profile = unconfined
+lxc.rootfs.path = overlay:$rootfs:$dir/delta0
+lxc.uts.name = $name
+lxc.net.0.type = veth
+lxc.net.0.link = lxcbr0
+lxc.net.0.flags = up
+lxc.net.0.name = eth0
+lxc.net.0.hwaddr = 00:16:3e:00:03:$(printf %02x $((230 + i)))
+lxc.net.0.ipv4.address = $ip/24 10.0.3.255
+lxc.net.0.ipv4.gateway = 10.0.3.1
+CFG
+	lxc-start -P "$lxcpath" -n "$name"
+	until ssh -q -i "$key" -o BatchMode=yes -o ConnectTimeout=1 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "den@$ip" true 2>/dev/null; do sleep 0.02; done
+	b=$(now)
+	add floor "$(diff "$a" "$b")"
+	a=$(now); lxc-stop -P "$lxcpath" -n "$name" -k; b=$(now)
+	add floorstop "$(diff "$a" "$b")"
+	rm -rf --one-file-system "$dir"
+done
+
+printf '\nden figures, medians of %s rounds (seconds), box %s\n\n' "$rounds" "$(basename "$boxfile")"
+printf '%-44s %10s\n' "step" "median"
+printf '%-44s %10s\n' "den up (new machine → ssh ready)" "$(median up)"
+printf '%-44s %10s\n' "raw LXC floor (clone + lxc-start → OpenSSH)" "$(median floor)"
+printf '%-44s %10s\n' "den up (stopped machine → ssh ready)" "$(median restart)"
+printf '%-44s %10s\n' "den ssh -c true" "$(median ssh)"
+printf '%-44s %10s\n' "den status" "$(median status)"
+printf '%-44s %10s\n' "den halt (clean shutdown)" "$(median halt)"
+printf '%-44s %10s\n' "raw lxc-stop -k" "$(median floorstop)"
+printf '%-44s %10s\n' "den destroy -f (stopped machine)" "$(median destroy)"
