@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 rounds=${ROUNDS:-5}
 
-go build -o bin/den ./cmd/den
+go build -tags urfave_cli_no_docs -o bin/den ./cmd/den
 den=$PWD/bin/den
 boxfile=${DEN_TEST_BOX:-$(ls -t /var/cache/den-ci/debian-bookworm-*.box 2>/dev/null | head -1)}
 [ -s "$boxfile" ] || { echo "bench: no box file; run scripts/test.sh first or set DEN_TEST_BOX" >&2; exit 1; }

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
 bash scripts/host-setup.sh
-go build -o bin/den ./cmd/den
+go build -tags urfave_cli_no_docs -o bin/den ./cmd/den
 den=$PWD/bin/den
 
 cd testdata/example

@@ -70,7 +70,7 @@ func setupE2E() (func(), error) {
 			fmt.Fprintln(os.Stderr, "e2e cleanup:", err)
 		}
 	}
-	build := exec.Command("go", "build", "-o", e2e.bin, ".")
+	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", e2e.bin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		cleanup()
@@ -242,6 +242,11 @@ memory = "256M"
 	}
 	container := st[0].Container
 
+	// The box is in use: removing it is refused, naming the machine.
+	if r := den(t, dir, "", "box", "remove", "debian/bookworm"); r.code == 0 || !strings.Contains(r.err, container) {
+		t.Errorf("box remove of a box in use: code %d, %q", r.code, r.err)
+	}
+
 	// The project folder is at /den, both ways, owned by the project owner.
 	if got := mustDen(t, dir, "ssh", "-c", "cat /den/hello.txt"); got != "hello from the host\n" {
 		t.Fatalf("guest read %q", got)
@@ -329,4 +334,81 @@ memory = "256M"
 	}
 	// Twice is fine.
 	mustDen(t, dir, "destroy", "-f")
+}
+
+// TestE2EBoxFromFile adds the test box file into a fresh home, as a user
+// with a box file would, and checks what landed; then a malicious box file
+// is refused and the store does not change.
+func TestE2EBoxFromFile(t *testing.T) {
+	needE2E(t)
+	home := t.TempDir()
+	run := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(e2e.bin, args...)
+		cmd.Env = append(os.Environ(), "DEN_HOME="+home)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		t.Logf("den %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		return result{out.String(), errb.String(), code}
+	}
+	if r := run("box", "add", "debian/bookworm", os.Getenv("DEN_TEST_BOX")); r.code != 0 {
+		t.Fatalf("box add failed: %s", r.err)
+	}
+	var boxes []struct {
+		Name, Version, Path, User string
+		Size                      int64
+	}
+	r := run("box", "list", "--json")
+	if err := json.Unmarshal([]byte(r.out), &boxes); err != nil || len(boxes) != 1 {
+		t.Fatalf("box list --json: %v %q", err, r.out)
+	}
+	b := boxes[0]
+	if b.Name != "debian/bookworm" || b.User != "den" || b.Size < 50<<20 {
+		t.Errorf("listed box: %+v", b)
+	}
+	rootfs := filepath.Join(b.Path, "rootfs")
+	if fi, err := os.Stat(filepath.Join(rootfs, "usr/sbin/sshd")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("no sshd in the box: %v", err)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(rootfs, "etc/passwd"))
+	if !strings.Contains(string(passwd), "\nden:x:1000:1000:") {
+		t.Errorf("no den user in /etc/passwd:\n%s", passwd)
+	}
+	if keys, _ := filepath.Glob(filepath.Join(rootfs, "etc/ssh/ssh_host_*")); len(keys) != 0 {
+		t.Errorf("the box carries host keys: %v", keys)
+	}
+	if fi, err := os.Stat(filepath.Join(rootfs, "usr/bin/sudo")); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("sudo is not setuid in the box: %v", err)
+	}
+	if id, _ := os.ReadFile(filepath.Join(rootfs, "etc/machine-id")); len(id) != 0 {
+		t.Errorf("the box has a machine-id: %q", id)
+	}
+
+	// A malicious box file is refused by name, and nothing lands.
+	before := run("box", "list", "--json").out
+	for _, evil := range []string{"evil-dotdot.box", "evil-symlink-write.box", "evil-hardlink-out.box"} {
+		r := run("box", "add", "evil/box", filepath.Join("..", "..", "testdata", "archives", evil))
+		if r.code != 1 || !strings.Contains(r.err, "refused") {
+			t.Errorf("%s: exit %d, stderr %q", evil, r.code, r.err)
+		}
+	}
+	if after := run("box", "list", "--json").out; after != before {
+		t.Errorf("the store changed after refused adds:\n%s\n%s", before, after)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(home, "boxes", ".tmp")); len(entries) != 0 {
+		t.Errorf("temp area holds %d entries", len(entries))
+	}
+
+	// remove refuses nothing here (no machine uses it) and empties the store.
+	if r := run("box", "remove", "debian/bookworm"); r.code != 0 {
+		t.Errorf("box remove: %s", r.err)
+	}
+	if r := run("box", "list", "--json"); strings.TrimSpace(r.out) != "[]" {
+		t.Errorf("after remove: %q", r.out)
+	}
 }

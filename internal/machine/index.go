@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -119,6 +120,13 @@ func (ix *Index) usedAddresses(bridge, self string) map[netip.Addr]bool {
 			add(e.Address, "")
 		}
 	}
+	// The machines of the host's other den homes.
+	for _, h := range otherHomes(ix.home) {
+		others, _ := ReadIndex(h)
+		for _, e := range others {
+			add(e.Address, "")
+		}
+	}
 	configs, _ := filepath.Glob(filepath.Join(ix.home.Machines(), "*", "config"))
 	for _, c := range configs {
 		if filepath.Base(filepath.Dir(c)) == self {
@@ -176,6 +184,60 @@ func eachLine(path string, fn func(string)) {
 	for sc.Scan() {
 		fn(sc.Text())
 	}
+}
+
+// Host-wide files: every den home that holds addresses registers in
+// homesFile, and allocations on the host take addressLock, so two homes
+// (a developer's and a test run's) never hand out one address twice.
+var (
+	homesFile   = "/run/den/homes"
+	addressLock = "/run/lock/den-addresses.lock"
+)
+
+// lockAddresses takes the host-wide allocation lock and registers home.
+func lockAddresses(ctx context.Context, home layout.Home) (*lock.Lock, error) {
+	for _, d := range []string{filepath.Dir(addressLock), filepath.Dir(homesFile)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	lk, err := lock.Acquire(ctx, addressLock, "den address allocation", 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	homes := readHomes()
+	if !slices.Contains(homes, home.Path()) {
+		homes = append(homes, home.Path())
+		if err := os.WriteFile(homesFile, []byte(strings.Join(homes, "\n")+"\n"), 0o644); err != nil {
+			lk.Unlock()
+			return nil, fmt.Errorf("register den home in %s: %w", homesFile, err)
+		}
+	}
+	return lk, nil
+}
+
+// readHomes lists the registered den homes that still exist.
+func readHomes() []string {
+	var homes []string
+	eachLine(homesFile, func(l string) {
+		if l = strings.TrimSpace(l); filepath.IsAbs(l) && !slices.Contains(homes, l) {
+			if _, err := os.Stat(l); err == nil {
+				homes = append(homes, l)
+			}
+		}
+	})
+	return homes
+}
+
+// otherHomes lists the registered den homes other than home.
+func otherHomes(home layout.Home) []layout.Home {
+	var out []layout.Home
+	for _, h := range readHomes() {
+		if h != home.Path() {
+			out = append(out, layout.Home(h))
+		}
+	}
+	return out
 }
 
 // Allocate picks a free address on the bridge's subnet, from the top down

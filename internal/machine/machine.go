@@ -287,6 +287,12 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prefer string) err
 	if err != nil {
 		return err
 	}
+	// One allocation at a time on the whole host, across den homes.
+	hostLock, err := lockAddresses(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer hostLock.Unlock()
 	ix, err := OpenIndex(ctx, e.Home)
 	if err != nil {
 		return err
@@ -422,7 +428,9 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) error {
 			e.UI.Warn(name, "memory limit in force is %d bytes, den.hcl asks for %d (see %s)", info.MemoryLimit, m.Config.Memory, info.LogFile)
 		}
 	}
-	e.UI.Say(name, "Waiting for SSH at %s:22...", rec.IP())
+	e.UI.Say(name, "Waiting for machine to boot...")
+	e.UI.Detail(name, "SSH address: %s:22", rec.IP())
+	e.UI.Detail(name, "SSH username: %s", rec.User)
 	client, err := e.waitSSH(ctx, m, rec)
 	if err != nil {
 		return err
