@@ -72,8 +72,9 @@ type Spec struct {
 	Warn func(format string, args ...any)
 	// RawConfig holds provider-specific keys from den.hcl, applied last.
 	RawConfig [][2]string
-	// Prepare writes into the machine's own filesystem before its first
-	// boot. root is the machine's root folder; it refuses paths that leave it.
+	// Prepare writes into the machine's own filesystem before it boots:
+	// Create runs it once, Start runs it when set. root is the machine's
+	// root folder; it refuses paths that leave it.
 	Prepare func(ctx context.Context, root *os.Root) error
 }
 

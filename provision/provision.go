@@ -62,8 +62,8 @@ const cleanupTimeout = 10 * time.Second
 
 // Run runs provs in order. With Only, it runs just the provisioners Only
 // names, and a name provs lacks is an error before anything runs. Without
-// Only, it runs every provisioner except those with run "once" that the
-// record holds, unless Force is set. After each success the record is
+// Only, it runs every provisioner except run "never" ones and, unless Force
+// is set, run "once" ones that the record holds. After each success the record is
 // rewritten with it. The first failure stops the run; its error names the
 // provisioner, and is a *ProvisionError when the guest command failed. When
 // ctx ends, the running command is stopped and Run returns ctx's error.
@@ -89,6 +89,7 @@ func Run(ctx context.Context, comm Communicator, provs []config.Provision, opts 
 		_, done := rec.Provisioners[p.Name]
 		switch {
 		case len(opts.Only) > 0 && !slices.Contains(opts.Only, p.Name):
+		case len(opts.Only) == 0 && p.Run == config.RunNever:
 		case len(opts.Only) == 0 && p.Run == config.RunOnce && done && !opts.Force:
 			skipped = append(skipped, p)
 		default:

@@ -115,6 +115,7 @@ func TestRunSelection(t *testing.T) {
 		shell("a", config.RunOnce, "echo a"),
 		shell("b", config.RunAlways, "echo b"),
 		shell("c", config.RunOnce, "echo c"),
+		shell("d", config.RunNever, "echo d"),
 	}
 	record := filepath.Join(t.TempDir(), "web", "provisioned.json")
 	for _, tc := range []struct {
@@ -127,6 +128,7 @@ func TestRunSelection(t *testing.T) {
 		{"force", Options{Force: true}, []string{"a", "b", "c"}},
 		{"only once one", Options{Only: []string{"c"}}, []string{"c"}},
 		{"only keeps file order", Options{Only: []string{"c", "a"}}, []string{"a", "c"}},
+		{"never runs when named", Options{Only: []string{"d"}}, []string{"d"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeComm{}
@@ -147,8 +149,8 @@ func TestRunSelection(t *testing.T) {
 			}
 		})
 	}
-	if got := readRecordNames(t, record); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Errorf("record holds %v, want a, b, c", got)
+	if got := readRecordNames(t, record); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("record holds %v, want a, b, c, d", got)
 	}
 }
 

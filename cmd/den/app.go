@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -19,6 +20,7 @@ import (
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
 	lxcprovider "github.com/den-dev/den/provider/lxc"
+	"github.com/den-dev/den/provision"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -49,6 +51,7 @@ func newApp() *cli.App {
 			initCommand,
 			validateCommand,
 			upCommand,
+			provisionCommand,
 			sshCommand,
 			sshConfigCommand,
 			statusCommand,
@@ -98,6 +101,11 @@ func report(w io.Writer, err error) int {
 	if errors.As(err, &held) {
 		return 1
 	}
+	// A provisioner that failed in the guest: its exit status is den's.
+	var pe *provision.ProvisionError
+	if errors.As(err, &pe) && pe.Status > 0 && pe.Status < 256 {
+		return pe.Status
+	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "flag provided but not defined") {
 		return 2
@@ -138,7 +146,14 @@ func newEnv() (*machine.Env, error) {
 		return nil, err
 	}
 	e := &machine.Env{Home: home, Provider: p, Store: box.NewStore(home.Path()), UI: ui.New()}
-	e.EnsureBox = func(ctx context.Context, m *config.Machine) (*box.Box, error) { return ensureBox(ctx, e, m) }
+	// Machines that come up in parallel share one box: one finds it
+	// missing and builds or fetches it, the others wait and find it.
+	var boxMu sync.Mutex
+	e.EnsureBox = func(ctx context.Context, m *config.Machine) (*box.Box, error) {
+		boxMu.Lock()
+		defer boxMu.Unlock()
+		return ensureBox(ctx, e, m)
+	}
 	return e, nil
 }
 

@@ -2,42 +2,133 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/machine"
 )
 
 var upCommand = &cli.Command{
 	Name:      "up",
-	Usage:     "create and start machines, and wait until ssh answers",
+	Usage:     "create and start machines, wait until ssh answers, provision them",
 	ArgsUsage: "[MACHINE...]",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "provision", Usage: "run every provisioner, even those that ran before"},
+		&cli.BoolFlag{Name: "no-provision", Usage: "run no provisioner"},
+		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
+		&cli.BoolFlag{Name: "no-parallel", Usage: "bring machines up one after the other"},
+	},
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
+		if cliCtx.Bool("provision") && cliCtx.Bool("no-provision") {
+			return usageError{fmt.Errorf("--provision and --no-provision exclude each other")}
+		}
+		opts := machine.UpOptions{With: cliCtx.StringSlice("provision-with")}
+		switch {
+		case cliCtx.Bool("provision"):
+			opts.Provision = machine.ProvisionForce
+		case cliCtx.Bool("no-provision"):
+			opts.Provision = machine.ProvisionNever
+		}
+		if len(opts.With) > 0 && opts.Provision == machine.ProvisionNever {
+			return usageError{fmt.Errorf("--provision-with and --no-provision exclude each other")}
+		}
+		p, ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
-		if err != nil {
-			return err
-		}
-		for _, m := range ms {
-			if err := env.Up(cliCtx.Context, m, machine.UpOptions{}); err != nil {
-				return fmt.Errorf("machine %q: %w", m.Name(), err)
+		if len(p.Machines) > 1 {
+			// Every machine gets its address before any boots, so each
+			// one's /etc/hosts names all the others from the start.
+			if err := env.Reserve(cliCtx.Context, p); err != nil {
+				return err
 			}
 		}
-		return nil
+		return eachMachine(ms, !cliCtx.Bool("no-parallel"), func(m *machine.Machine) error {
+			return env.Up(cliCtx.Context, m, opts)
+		})
 	},
+}
+
+var provisionCommand = &cli.Command{
+	Name:      "provision",
+	Usage:     "run the provisioners of running machines again",
+	ArgsUsage: "[MACHINE...]",
+	Flags: []cli.Flag{
+		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
+	},
+	Action: func(cliCtx *cli.Context) error {
+		_, ms, env, err := projectMachines(cliCtx)
+		if err != nil {
+			return err
+		}
+		return eachMachine(ms, false, func(m *machine.Machine) error {
+			lk, err := m.Lock(cliCtx.Context, "den provision")
+			if err != nil {
+				return err
+			}
+			defer lk.Unlock()
+			return env.Provision(cliCtx.Context, m, machine.ProvisionOptions{Only: cliCtx.StringSlice("provision-with"), Force: true})
+		})
+	},
+}
+
+// projectMachines loads den.hcl, picks the machines the arguments name (all
+// without arguments) and wires the environment.
+func projectMachines(cliCtx *cli.Context) (*config.Project, []*machine.Machine, *machine.Env, error) {
+	p, err := loadProject()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ms, err := selectMachines(p, cliCtx.Args().Slice())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	env, err := newEnv()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, ms, env, nil
+}
+
+// eachMachine runs fn for every machine, all at once when parallel, and
+// returns every failure, each naming its machine. One machine's failure
+// does not stop the others.
+func eachMachine(ms []*machine.Machine, parallel bool, fn func(*machine.Machine) error) error {
+	errs := make([]error, len(ms))
+	run := func(i int) {
+		if err := fn(ms[i]); err != nil {
+			errs[i] = fmt.Errorf("machine %q: %w", ms[i].Name(), err)
+		}
+	}
+	if !parallel || len(ms) < 2 {
+		for i := range ms {
+			run(i)
+			if errs[i] != nil && errors.Is(errs[i], context.Canceled) {
+				break
+			}
+		}
+		return errors.Join(errs...)
+	}
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 var statusCommand = &cli.Command{
@@ -46,15 +137,7 @@ var statusCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
-		if err != nil {
-			return err
-		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
+		_, ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
@@ -90,24 +173,13 @@ var haltCommand = &cli.Command{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
+		_, ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
-		if err != nil {
-			return err
-		}
-		for _, m := range ms {
-			if err := env.Halt(cliCtx.Context, m, cliCtx.Bool("force"), cliCtx.Duration("timeout")); err != nil {
-				return fmt.Errorf("machine %q: %w", m.Name(), err)
-			}
-		}
-		return nil
+		return eachMachine(ms, false, func(m *machine.Machine) error {
+			return env.Halt(cliCtx.Context, m, cliCtx.Bool("force"), cliCtx.Duration("timeout"))
+		})
 	},
 }
 
@@ -117,34 +189,22 @@ var destroyCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
+		_, ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
-		if err != nil {
-			return err
-		}
-		for _, m := range ms {
+		return eachMachine(ms, false, func(m *machine.Machine) error {
 			if !cliCtx.Bool("force") {
 				ok, err := confirm(fmt.Sprintf("Destroy machine %q and its disk? The project folder stays. [y/N] ", m.Name()))
-				if err != nil {
+				if err != nil || !ok {
+					if err == nil {
+						env.UI.Say(m.Name(), "Not destroyed.")
+					}
 					return err
 				}
-				if !ok {
-					env.UI.Say(m.Name(), "Not destroyed.")
-					continue
-				}
 			}
-			if err := env.Destroy(cliCtx.Context, m); err != nil {
-				return fmt.Errorf("machine %q: %w", m.Name(), err)
-			}
-		}
-		return nil
+			return env.Destroy(cliCtx.Context, m)
+		})
 	},
 }
 

@@ -26,6 +26,7 @@ const (
 const (
 	RunOnce   = "once"   // on the machine's first up, then only when asked for
 	RunAlways = "always" // on every up and provision
+	RunNever  = "never"  // only when named with --provision-with
 )
 
 // Provision is a decoded provision block: a shell script to run in the guest
@@ -33,7 +34,7 @@ const (
 type Provision struct {
 	Type string // ProvisionShell or ProvisionFile
 	Name string // as written, or "<type>-<n>", n counting the machine's provisioners from 1
-	Run  string // RunOnce or RunAlways
+	Run  string // RunOnce, RunAlways or RunNever
 
 	// Shell: exactly one of Inline and Path is set.
 	Inline     []string // commands, one per line of the script
@@ -167,9 +168,9 @@ func (l *loader) provision(b *hcl.Block) (provision, bool) {
 	if a := attrs["run"]; a != nil {
 		if v, ok := l.value(a, cty.String); ok {
 			p.Run = v.AsString()
-			if p.Run != RunOnce && p.Run != RunAlways {
+			if p.Run != RunOnce && p.Run != RunAlways && p.Run != RunNever {
 				l.errorf(a.Expr.Range(), "Invalid run value",
-					`run must be %q (the default: on the first up, and again with 'den provision') or %q (on every up and provision), not %q.`, RunOnce, RunAlways, p.Run)
+					`run must be %q (the default: on the first up, and again with 'den provision'), %q (on every up and provision) or %q (only when named with --provision-with), not %q.`, RunOnce, RunAlways, RunNever, p.Run)
 			}
 		}
 	}

@@ -79,6 +79,9 @@ func (m MachineState) HostKey() string { return filepath.Join(string(m), "host_e
 // KnownHosts is the known_hosts file den writes for OpenSSH clients.
 func (m MachineState) KnownHosts() string { return filepath.Join(string(m), "known_hosts") }
 
+// Provisioned records which provisioners ran on the machine.
+func (m MachineState) Provisioned() string { return filepath.Join(string(m), "provisioned.json") }
+
 // Lock is the machine's lock file.
 func (m MachineState) Lock() string { return filepath.Join(string(m), "lock") }
 

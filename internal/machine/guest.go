@@ -43,13 +43,7 @@ UseDNS no
 // machine's merged filesystem. Every path resolves inside root (a box is
 // untrusted: its symlinks cannot lead den's writes out of it).
 func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error {
-	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", g.Hostname)
-	if len(g.Peers) > 0 {
-		hosts += "# den: the other machines of this project\n"
-		for _, p := range g.Peers {
-			hosts += p.IP + "\t" + strings.Join(p.Names, " ") + "\n"
-		}
-	}
+	hosts := hostsFile(g.Hostname, g.Peers)
 	id := make([]byte, 16)
 	rand.Read(id)
 	files := []struct {
@@ -100,6 +94,24 @@ func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error 
 		return err
 	}
 	return writeGuestFile(root, path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
+}
+
+// hostsFile is the guest's /etc/hosts: its own name and its peers'.
+func hostsFile(hostname string, peers []peer) string {
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", hostname)
+	if len(peers) > 0 {
+		hosts += "# den: the other machines of this project\n"
+		for _, p := range peers {
+			hosts += p.IP + "\t" + strings.Join(p.Names, " ") + "\n"
+		}
+	}
+	return hosts
+}
+
+// writeHosts replaces the guest's /etc/hosts (before a start, when the
+// project's machines or their addresses changed).
+func writeHosts(root *os.Root, hostname string, peers []peer) error {
+	return writeGuestFile(root, "etc/hosts", []byte(hostsFile(hostname, peers)), 0o644, 0, 0)
 }
 
 // writeGuestFile replaces name (a file or a symlink, never followed) with data.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -111,11 +112,15 @@ func (e *Env) Status(ctx context.Context, m *Machine) (Status, error) {
 }
 
 // UpOptions tune `den up`.
-type UpOptions struct{}
+type UpOptions struct {
+	Provision ProvisionMode
+	With      []string // --provision-with: run just these provisioners
+}
 
 // Up creates the machine when missing, starts it when stopped and waits for
-// sshd. It holds the machine's lock throughout.
-func (e *Env) Up(ctx context.Context, m *Machine, _ UpOptions) error {
+// sshd, then provisions it as opts say. It holds the machine's lock
+// throughout.
+func (e *Env) Up(ctx context.Context, m *Machine, opts UpOptions) error {
 	lk, err := m.Lock(ctx, "den up")
 	if err != nil {
 		return err
@@ -135,18 +140,51 @@ func (e *Env) Up(ctx context.Context, m *Machine, _ UpOptions) error {
 		}
 	}
 	name := m.Name()
+	var client *ssh.Client
 	switch state {
 	case provider.Running:
 		e.UI.Say(name, "Machine is already running.")
-		return nil
+		if opts.Provision == ProvisionAuto && len(opts.With) == 0 && !hasAlways(m.Config.Provisions) {
+			return nil
+		}
+		if client, _, err = e.Connect(ctx, m); err != nil {
+			return err
+		}
 	case provider.Frozen:
 		return fmt.Errorf("machine %q is suspended: run 'den resume %s'", name, name)
 	case provider.NotCreated:
 		if rec, err = e.create(ctx, m, rec); err != nil {
 			return err
 		}
+		fallthrough
+	default:
+		if client, err = e.start(ctx, m, rec); err != nil {
+			return err
+		}
 	}
-	return e.start(ctx, m, rec)
+	defer client.Close()
+	popts := ProvisionOptions{Only: opts.With}
+	switch {
+	case len(opts.With) > 0:
+		popts.Force = true
+	case opts.Provision == ProvisionNever:
+		return nil
+	case opts.Provision == ProvisionForce:
+		popts.Force = true
+	case state != provider.NotCreated:
+		// A later up runs only the run = "always" provisioners.
+		popts.AlwaysOnly = true
+	}
+	return e.provision(ctx, m, client, popts)
+}
+
+func hasAlways(provs []config.Provision) bool {
+	for _, p := range provs {
+		if p.Run == config.RunAlways {
+			return true
+		}
+	}
+	return false
 }
 
 // create makes the container: box, address, keys, the machine's layer.
@@ -194,6 +232,8 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 	if err := writeKnownHosts(m, rec, hostPub); err != nil {
 		return nil, err
 	}
+	peers := e.peers(m)
+	rec.Hosts = hostsFile(m.Config.Hostname, peers)
 	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 		return nil, err
 	}
@@ -213,7 +253,7 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 			HostKey:    hostPEM,
 			HostPub:    hostPub,
 			Nameserver: rec.Gateway,
-			Peers:      e.peers(m),
+			Peers:      peers,
 		}, func(format string, args ...any) { e.UI.Warn(name, format, args...) })
 	}
 	if err := e.Provider.Create(ctx, spec); err != nil {
@@ -390,12 +430,13 @@ func (e *Env) mounts(m *Machine) ([]provider.Mount, error) {
 	return append(out, guards...), nil
 }
 
-// start applies the current den.hcl, starts the container, waits for sshd.
-func (e *Env) start(ctx context.Context, m *Machine, rec *Record) error {
+// start applies the current den.hcl, starts the container, waits for sshd
+// and returns the ssh client.
+func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, error) {
 	name := m.Name()
 	b, err := e.Store.Get(rec.Box, rec.BoxVersion)
 	if err != nil {
-		return fmt.Errorf("machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
+		return nil, fmt.Errorf("machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
 	}
 	if rec.Bridge != m.Config.Bridge {
 		rec.Bridge = m.Config.Bridge
@@ -403,12 +444,12 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) error {
 	// Keep the address unless someone else took it while the machine was off.
 	old := rec.Address
 	if err := e.assignAddress(ctx, rec, old); err != nil {
-		return err
+		return nil, err
 	}
 	if rec.Address != old {
 		e.UI.Warn(name, "address %s was taken while the machine was stopped; using %s", old, rec.Address)
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
-			return err
+			return nil, err
 		}
 		if pub, err := os.ReadFile(m.State.HostKey()); err == nil {
 			writeKnownHosts(m, rec, pub)
@@ -416,28 +457,71 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) error {
 	}
 	spec, err := e.spec(m, b, rec)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	// The project's machines or their addresses changed since the last
+	// start: rewrite the guest's /etc/hosts before it boots.
+	peers := e.peers(m)
+	if hosts := hostsFile(m.Config.Hostname, peers); hosts != rec.Hosts {
+		spec.Prepare = func(ctx context.Context, root *os.Root) error {
+			return writeHosts(root, m.Config.Hostname, peers)
+		}
+		rec.Hosts = hosts
+		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	e.UI.Say(name, "Starting machine...")
 	if err := e.Provider.Start(ctx, spec); err != nil {
-		return err
+		return nil, err
 	}
-	if m.Config.Memory > 0 {
-		info, err := e.Provider.Inspect(ctx, rec.Container)
-		if err == nil && info.MemoryLimit != m.Config.Memory {
-			e.UI.Warn(name, "memory limit in force is %d bytes, den.hcl asks for %d (see %s)", info.MemoryLimit, m.Config.Memory, info.LogFile)
-		}
-	}
+	e.checkLimits(ctx, m, rec)
 	e.UI.Say(name, "Waiting for machine to boot...")
 	e.UI.Detail(name, "SSH address: %s:22", rec.IP())
 	e.UI.Detail(name, "SSH username: %s", rec.User)
 	client, err := e.waitSSH(ctx, m, rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	client.Close()
 	e.UI.Say(name, "Machine booted and ready!")
-	return nil
+	return client, nil
+}
+
+// checkLimits reads the memory limit and CPUs in force back from the
+// running machine and warns when they differ from den.hcl's.
+func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record) {
+	if m.Config.Memory == 0 && m.Config.CPUs == 0 {
+		return
+	}
+	info, err := e.Provider.Inspect(ctx, rec.Container)
+	if err != nil {
+		return
+	}
+	name := m.Name()
+	if m.Config.Memory > 0 && info.MemoryLimit != m.Config.Memory {
+		e.UI.Warn(name, "memory limit in force is %d bytes, den.hcl asks for %d (see %s)", info.MemoryLimit, m.Config.Memory, info.LogFile)
+	}
+	if n := cpuCount(info.CPUs); m.Config.CPUs > 0 && n != m.Config.CPUs {
+		e.UI.Warn(name, "the machine has %d CPUs (cpuset %q), den.hcl asks for %d (see %s)", n, info.CPUs, m.Config.CPUs, info.LogFile)
+	}
+}
+
+// cpuCount counts the CPUs of a cpuset list such as "0-2,5".
+func cpuCount(set string) int {
+	n := 0
+	for part := range strings.SplitSeq(strings.TrimSpace(set), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		switch {
+		case part == "" || err1 != nil:
+		case !isRange:
+			n++
+		case err2 == nil && b >= a:
+			n += b - a + 1
+		}
+	}
+	return n
 }
 
 // Target returns the pinned ssh target of the machine.

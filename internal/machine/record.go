@@ -31,6 +31,9 @@ type Record struct {
 	BoxVersion string    `json:"box_version"`
 	User       string    `json:"user"`
 	Created    time.Time `json:"created"`
+	// Hosts is the /etc/hosts den last wrote into the machine (its own
+	// name and its peers'), so a start rewrites it only when it changed.
+	Hosts string `json:"hosts,omitempty"`
 }
 
 // IP returns the machine's address without its prefix length.

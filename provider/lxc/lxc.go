@@ -375,6 +375,11 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) error {
 	if err := p.writeConfig(spec); err != nil {
 		return err
 	}
+	if spec.Prepare != nil {
+		if err := p.prepare(ctx, spec); err != nil {
+			return err
+		}
+	}
 	logOff := fileSize(p.logFile(spec.Name))
 	c, err := p.open(spec.Name)
 	if err != nil {
