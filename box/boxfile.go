@@ -23,6 +23,9 @@ type AddOptions struct {
 	Version string
 	Force   bool   // replace an installed box of the same version
 	Source  string // where the box file came from, recorded in the store
+	// Catalog is the catalog the box was chosen from, recorded in the
+	// store for 'den box outdated' and 'den box update'; may be "".
+	Catalog string
 	// Progress is called with the box file's bytes read so far; may be nil.
 	Progress func(done int64)
 	// Warn reports what den skipped or dropped; may be nil.
@@ -97,7 +100,7 @@ func (s *Store) Add(ctx context.Context, name string, r io.Reader, opts AddOptio
 	if err != nil {
 		return nil, err
 	}
-	info := Info{Name: name, Version: version, Added: time.Now().UTC(), Source: opts.Source, Size: size, Dropped: parts.dropped}
+	info := Info{Name: name, Version: version, Added: time.Now().UTC(), Source: opts.Source, Catalog: opts.Catalog, Size: size, Dropped: parts.dropped}
 	if err := writeBoxFiles(lxc, parts.metaRaw, parts.lxcConfig, info); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/den-dev/den/internal/fetch"
 	"github.com/den-dev/den/internal/fsutil"
 )
 
@@ -114,8 +115,12 @@ type Info struct {
 	Version string    `json:"version"`
 	Added   time.Time `json:"added"`
 	Source  string    `json:"source,omitempty"` // the file or URL it came from
-	Size    int64     `json:"size"`             // bytes on disk
-	Dropped []string  `json:"dropped,omitempty"`
+	// Catalog is the URL (or path) of the Vagrant catalog the box was
+	// chosen from, which 'den box outdated' and 'den box update' read;
+	// "" for a box added from a file or built.
+	Catalog string   `json:"catalog,omitempty"`
+	Size    int64    `json:"size"` // bytes on disk
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 const (
@@ -213,7 +218,7 @@ func (s *Store) Versions(name string) ([]*Box, error) {
 		}
 		out = append(out, b)
 	}
-	slices.SortFunc(out, func(a, b *Box) int { return CompareVersions(a.Version, b.Version) })
+	slices.SortFunc(out, func(a, b *Box) int { return compareVersions(a.Version, b.Version) })
 	return out, nil
 }
 
@@ -483,46 +488,23 @@ func diskUsage(dir string) (int64, error) {
 	return total, err
 }
 
-// CompareVersions orders box versions: dot-separated parts, numeric parts
-// by value, others as text; a release sorts after its pre-releases
-// ("1.0.0" > "1.0.0.beta1").
-func CompareVersions(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < max(len(pa), len(pb)); i++ {
-		switch {
-		case i >= len(pa):
-			return -isNumeric(pb[i])
-		case i >= len(pb):
-			return isNumeric(pa[i])
+// compareVersions orders installed box versions as Vagrant does, by
+// fetch.Compare (RubyGems rules: "1.10" > "1.9", "1.0.beta1" < "1.0").
+// Versions fetch cannot parse sort before those it can, in plain string
+// order; equal versions written differently ("1.0", "1.0.0") fall back to
+// string order too, so the order is total.
+func compareVersions(a, b string) int {
+	va, ea := fetch.ParseVersion(a)
+	vb, eb := fetch.ParseVersion(b)
+	switch {
+	case ea == nil && eb == nil:
+		if c := fetch.Compare(va, vb); c != 0 {
+			return c
 		}
-		na, ea := strconv.ParseUint(pa[i], 10, 64)
-		nb, eb := strconv.ParseUint(pb[i], 10, 64)
-		switch {
-		case ea == nil && eb == nil:
-			if na != nb {
-				if na < nb {
-					return -1
-				}
-				return 1
-			}
-		case ea == nil: // number > text
-			return 1
-		case eb == nil:
-			return -1
-		default:
-			if c := strings.Compare(pa[i], pb[i]); c != 0 {
-				return c
-			}
-		}
-	}
-	return 0
-}
-
-// isNumeric is 1 for a numeric extra part (1.0.1 > 1.0), -1 for a
-// pre-release tag (1.0.beta < 1.0).
-func isNumeric(s string) int {
-	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+	case ea == nil:
 		return 1
+	case eb == nil:
+		return -1
 	}
-	return -1
+	return strings.Compare(a, b)
 }

@@ -308,6 +308,9 @@ func manifest(t *testing.T, dir string) []string {
 }
 
 func TestCompareVersions(t *testing.T) {
+	// The store orders with fetch.Compare (RubyGems rules); what fetch
+	// cannot parse comes first, in string order, and so does the shorter
+	// spelling of an equal version, so the order is total.
 	for _, tc := range []struct {
 		a, b string
 		want int
@@ -319,12 +322,30 @@ func TestCompareVersions(t *testing.T) {
 		{"1.0.1", "1.0", 1},
 		{"2026.01.02.150405", "2026.01.02.150404", 1},
 		{"1.0.alpha", "1.0.beta", -1},
+		{"1.0-rc1", "1.0", -1},
+		{"1.0", "1.0.0", -1},
+		{"latest", "0.1", -1},
+		{"_b", "latest", -1},
 	} {
-		if got := CompareVersions(tc.a, tc.b); got != tc.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		if got := compareVersions(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
-		if got := CompareVersions(tc.b, tc.a); got != -tc.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
+		if got := compareVersions(tc.b, tc.a); got != -tc.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
 		}
+	}
+}
+
+func TestAddRecordsCatalog(t *testing.T) {
+	s := NewStore(t.TempDir())
+	if _, err := addFile(t, s, "a/b", "good.box", AddOptions{Version: "1.1", Source: "https://x/b-1.1.box", Catalog: "https://x/b.json"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Get("a/b", "1.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Info.Catalog != "https://x/b.json" || b.Info.Source != "https://x/b-1.1.box" {
+		t.Errorf("info = %+v", b.Info)
 	}
 }

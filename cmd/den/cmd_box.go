@@ -14,6 +14,7 @@ import (
 
 	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/fetch"
 	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/layout"
 	"github.com/den-dev/den/internal/machine"
@@ -28,6 +29,9 @@ var boxCommand = &cli.Command{
 		boxListCommand,
 		boxRemoveCommand,
 		boxBuildCommand,
+		boxOutdatedCommand,
+		boxUpdateCommand,
+		boxPruneCommand,
 	},
 }
 
@@ -35,40 +39,38 @@ func store() *box.Store { return box.NewStore(layout.DefaultHome().Path()) }
 
 var boxAddCommand = &cli.Command{
 	Name:      "add",
-	Usage:     "add a box file to the store",
-	ArgsUsage: "NAME FILE",
+	Usage:     "add a box from a file, an http(s) URL or a Vagrant catalog",
+	ArgsUsage: "[NAME] FILE|URL",
+	Description: "den box add NAME FILE      a box file (tar with gzip, xz or zstd; vagrant-lxc v3 layout)\n" +
+		"den box add NAME URL       a box file over http(s)\n" +
+		"den box add URL            a Vagrant catalog (JSON): the newest version for provider lxc, named as the catalog says\n" +
+		"A download is checked against its checksum (the catalog's, or --checksum) before anything is unpacked.",
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "version", Usage: "store it as `VERSION` (default: the box's metadata, else 0)"},
+		&cli.StringFlag{Name: "box-version", Usage: "from a catalog, the newest version matching `CONSTRAINT` (e.g. \">= 1.2, < 2\")"},
+		&cli.StringFlag{Name: "checksum", Usage: "expected checksum of a box file, `TYPE:HEX` (sha256, sha512, sha384, sha1, md5)"},
+		&cli.StringFlag{Name: "version", Usage: "store a box file as `VERSION` (default: the box's metadata, else 0)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace the same version if installed"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		if err := checkArgs(cliCtx, 2, 2); err != nil {
+		if err := checkArgs(cliCtx, 1, 2); err != nil {
 			return err
 		}
-		name, file := cliCtx.Args().Get(0), cliCtx.Args().Get(1)
-		f, err := os.Open(file)
-		if err != nil {
-			return fmt.Errorf("box file: %w", err)
+		req := addRequest{Source: cliCtx.Args().Get(0), Version: cliCtx.String("version"), Force: cliCtx.Bool("force")}
+		if cliCtx.NArg() == 2 {
+			req.Name, req.Source = cliCtx.Args().Get(0), cliCtx.Args().Get(1)
+			if err := box.CheckName(req.Name); err != nil {
+				return usageError{err}
+			}
 		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
+		var err error
+		if req.Constraints, err = fetch.ParseConstraints(cliCtx.String("box-version")); err != nil {
+			return usageError{fmt.Errorf("--box-version: %w", err)}
 		}
-		u := ui.New()
-		u.Say(name, "Adding box from %s (%s)...", file, ui.Bytes(st.Size()))
-		prog := u.Progress(name, "Unpacking", st.Size())
-		b, err := store().Add(cliCtx.Context, name, f, box.AddOptions{
-			Version:  cliCtx.String("version"),
-			Force:    cliCtx.Bool("force"),
-			Progress: func(done int64) { prog.Update(done, "") },
-		})
-		prog.Done()
-		if err != nil {
-			return err
+		if req.Checksum, err = fetch.ParseChecksum(cliCtx.String("checksum")); err != nil {
+			return usageError{fmt.Errorf("--checksum: %w", err)}
 		}
-		u.Say(name, "Box added: %s version %s.", b.Name, b.Version)
-		return nil
+		_, err = addBox(cliCtx.Context, ui.New(), store(), req)
+		return err
 	},
 }
 
@@ -140,7 +142,11 @@ var boxRemoveCommand = &cli.Command{
 		if err := s.Remove(name, version); err != nil {
 			return err
 		}
-		fmt.Printf("Removed box %s%s.\n", name, map[bool]string{true: " version " + version, false: ""}[version != ""])
+		if version != "" {
+			fmt.Printf("Removed box %s version %s.\n", name, version)
+		} else {
+			fmt.Printf("Removed box %s (every version).\n", name)
+		}
 		return nil
 	},
 }
@@ -223,7 +229,7 @@ func buildBox(ctx context.Context, u *ui.UI, s *box.Store, name string, opts box
 		Provider: "lxc",
 		Version:  box.FormatVersion,
 		BuiltOn:  now.Format(time.RFC3339),
-		Den:      &box.DenMetadata{Version: now.Format("2006.01.02.150405"), User: opts.User, Suite: opts.Suite, Created: now},
+		Den:      &box.DenMetadata{Version: buildVersion(now), User: opts.User, Suite: opts.Suite, Created: now},
 	}
 	if meta.Den.User == "" {
 		meta.Den.User = "den"
@@ -252,20 +258,46 @@ func buildBox(ctx context.Context, u *ui.UI, s *box.Store, name string, opts box
 	return nil, nil
 }
 
-// ensureBox returns the installed box m names, building it first when it
-// is missing and den knows the recipe.
+// ensureBox returns the installed box m names: the newest installed
+// version that box_version allows; else one added from box_url; else, for
+// a box den knows how to build (and box_version allows a fresh build), a
+// new build.
 func ensureBox(ctx context.Context, env *machine.Env, m *config.Machine) (*box.Box, error) {
-	b, err := env.Store.Get(m.Box, "")
-	if err == nil {
+	cs, err := fetch.ParseConstraints(m.BoxVersion)
+	if err != nil {
+		return nil, boxMissing(m, err)
+	}
+	b, err := newestInstalled(env.Store, m.Box, cs)
+	if err != nil || b != nil {
+		return b, err
+	}
+	if m.BoxURL != "" {
+		env.UI.Say(m.Name, "Box %s%s is not installed; adding it from box_url...", m.Box, matchingNote(cs))
+		b, err := addBox(ctx, env.UI, env.Store, addRequest{Name: m.Box, Source: m.BoxURL, Constraints: cs, Reuse: true})
+		if err != nil {
+			return nil, boxMissing(m, fmt.Errorf("box_url %s: %w", m.BoxURL, err))
+		}
 		return b, nil
 	}
 	opts, known := box.KnownBuild(m.Box)
-	if !known {
+	fresh := buildVersion(time.Now())
+	if known && satisfies(fresh, cs) {
+		env.UI.Say(m.Name, "Box %s is not installed; building it (about a minute)...", m.Box)
+		return buildBox(ctx, env.UI, env.Store, m.Box, opts, "", "")
+	}
+	if len(cs) == 0 {
+		_, err := env.Store.Get(m.Box, "")
 		return nil, boxMissing(m, err)
 	}
-	env.UI.Say(m.Name, "Box %s is not installed; building it (about a minute)...", m.Box)
-	return buildBox(ctx, env.UI, env.Store, m.Box, opts, "", "")
+	err = fmt.Errorf("box %q has no installed version matching box_version %q (installed: %s); add one with 'den box add URL --box-version %q', or set box_url in den.hcl", m.Box, cs.String(), versionList(env.Store, m.Box), cs.String())
+	if known {
+		err = fmt.Errorf("%w ('den box build %s' would make version %s, which does not match)", err, m.Box, fresh)
+	}
+	return nil, boxMissing(m, err)
 }
+
+// buildVersion is the version 'den box build' gives a box built at t.
+func buildVersion(t time.Time) string { return t.UTC().Format("2006.01.02.150405") }
 
 func boxMissing(m *config.Machine, err error) error {
 	r := m.BoxRange

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -65,13 +66,41 @@ var validateCommand = &cli.Command{
 			if c.Memory > 0 {
 				mem = ui.Bytes(c.Memory)
 			}
-			fmt.Printf("  %s: box %s, memory %s, hostname %s, bridge %s\n", c.Name, c.Box, mem, c.Hostname, c.Bridge)
+			cpus := "all CPUs"
+			if c.CPUs > 0 {
+				cpus = fmt.Sprintf("%d CPUs", c.CPUs)
+			}
+			fmt.Printf("  %s: box %s, memory %s, %s, hostname %s, bridge %s\n", c.Name, c.Box, mem, cpus, c.Hostname, c.Bridge)
+			if c.BoxVersion != "" {
+				fmt.Printf("    box version %s\n", c.BoxVersion)
+			}
+			if c.BoxURL != "" {
+				fmt.Printf("    box url %s\n", c.BoxURL)
+			}
+			for _, f := range c.Forwards {
+				fmt.Printf("    forward %s\n", f)
+			}
 			for _, sf := range c.Synced {
 				ro := ""
 				if sf.ReadOnly {
 					ro = " (read-only)"
 				}
 				fmt.Printf("    synced folder %s -> %s%s\n", sf.Host, sf.Guest, ro)
+			}
+			for _, pr := range c.Provisions {
+				what := pr.Destination
+				switch {
+				case pr.Type == config.ProvisionFile:
+					what = pr.Source + " -> " + pr.Destination
+				case pr.Path != "":
+					what = strings.TrimSpace(pr.Path + " " + strings.Join(pr.Args, " "))
+				default:
+					what = fmt.Sprintf("%d inline command(s)", len(pr.Inline))
+				}
+				fmt.Printf("    provisioner %s (%s, run %s): %s\n", pr.Name, pr.Type, pr.Run, what)
+			}
+			for _, kv := range c.LXCConfig {
+				fmt.Printf("    lxc config %s = %s\n", kv.Key, kv.Value)
 			}
 		}
 		return nil

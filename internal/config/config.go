@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/den-dev/den/internal/fetch"
 )
 
 // FileName is the name of den's project file.
@@ -55,6 +58,8 @@ type Machine struct {
 	Name       string
 	Box        string
 	BoxRange   hcl.Range // the box value, for errors reported later (e.g. box not installed)
+	BoxVersion string    // box_version as written, e.g. ">= 1.2, < 2" (valid for fetch.ParseConstraints); "" allows any
+	BoxURL     string    // box_url: where up gets a missing box, an http(s) URL (catalog or box file) or an absolute path; "" unset
 	Memory     int64     // bytes; 0 = no limit
 	CPUs       int       // 0 = no limit
 	Hostname   string
@@ -77,12 +82,6 @@ type SyncedFolder struct {
 type KV struct {
 	Key   string
 	Value string
-}
-
-// Forward is a forward block, kept undecoded.
-type Forward struct {
-	Body     hcl.Body // undecoded; decode it with EvalContext()
-	DefRange hcl.Range
 }
 
 // Find returns the den.hcl in dir or in its nearest parent.
@@ -108,13 +107,14 @@ func Find(dir string) (string, error) {
 
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}},
+	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
 		{Type: "provision", LabelNames: []string{"type"}},
 		{Type: "forward"},
 		{Type: "machine", LabelNames: []string{"name"}},
+		{Type: "locals"},
 	},
 }
 
@@ -130,6 +130,8 @@ var lxcSchema = &hcl.BodySchema{
 type layer struct {
 	box        *string
 	boxRange   hcl.Range
+	boxVersion *string
+	boxURL     *string
 	memory     *int64
 	cpus       *int
 	hostname   *string
@@ -175,6 +177,7 @@ func Load(path string) (*Project, error) {
 	}
 	l := &loader{dir: filepath.Dir(abs), ctx: EvalContext()}
 	p := l.project(f.Body)
+	l.checkForwards(p)
 	p.File = abs
 	if l.diags.HasErrors() {
 		sort.SliceStable(l.diags, func(i, j int) bool {
@@ -301,6 +304,12 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		if ly.box != nil {
 			m.Box, m.BoxRange = *ly.box, ly.boxRange
 		}
+		if ly.boxVersion != nil {
+			m.BoxVersion = *ly.boxVersion
+		}
+		if ly.boxURL != nil {
+			m.BoxURL = *ly.boxURL
+		}
 		if ly.memory != nil {
 			m.Memory = *ly.memory
 		}
@@ -334,6 +343,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	l.diags = append(l.diags, diags...)
 	ly := &layer{}
 	attrs := content.Attributes
+	l.locals(content.Blocks.OfType("locals"), top)
 
 	if a := attrs["box"]; a != nil {
 		if v, ok := l.value(a, cty.String); ok {
@@ -341,6 +351,27 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 			ly.box, ly.boxRange = &box, a.Expr.Range()
 			if strings.TrimSpace(box) == "" {
 				l.errorf(a.Expr.Range(), "Empty box", `box must name a box, e.g. "debian/bookworm"; 'den box list' shows the installed boxes.`)
+			}
+		}
+	}
+	if a := attrs["box_version"]; a != nil {
+		if v, ok := l.value(a, cty.String); ok {
+			cs := strings.TrimSpace(v.AsString())
+			if _, err := fetch.ParseConstraints(cs); err != nil {
+				msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("box_version %q: ", cs))
+				l.errorf(a.Expr.Range(), "Invalid box_version",
+					`%s. Write conditions separated by commas, each an operator (=, !=, >, <, >=, <=, ~>) and a version, e.g. ">= 1.2, < 2" or "~> 1.2".`, msg)
+			} else {
+				ly.boxVersion = &cs
+			}
+		}
+	}
+	if a := attrs["box_url"]; a != nil {
+		if v, ok := l.value(a, cty.String); ok {
+			if u, err := l.boxURL(v.AsString()); err != nil {
+				l.errorf(a.Expr.Range(), "Invalid box_url", "%s.", err)
+			} else {
+				ly.boxURL = &u
 			}
 		}
 	}
@@ -394,7 +425,9 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	}
 	ly.provisions = l.provisions(blocks["provision"])
 	for _, b := range blocks["forward"] {
-		ly.forwards = append(ly.forwards, Forward{Body: b.Body, DefRange: b.DefRange})
+		if f, ok := l.forward(b); ok {
+			ly.forwards = append(ly.forwards, f)
+		}
 	}
 	machines := blocks["machine"]
 	if !top {
@@ -427,6 +460,31 @@ func (l *loader) value(a *hcl.Attribute, ty cty.Type) (cty.Value, bool) {
 		return cty.NilVal, false
 	}
 	return cv, true
+}
+
+// boxURL checks a box_url: an http or https URL with a host, or a path to a
+// box file or catalog (relative to the project folder), made absolute.
+func (l *loader) boxURL(s string) (string, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return "", errors.New(`box_url is empty: give the http(s) URL of a box catalog or box file, e.g. "https://example.com/box.json", or leave it out`)
+	}
+	if scheme, _, ok := strings.Cut(t, "://"); ok {
+		u, err := url.Parse(t)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("%q is not a URL: %w", t, err)
+		case scheme != "http" && scheme != "https":
+			return "", fmt.Errorf("%q: den fetches boxes over http and https only, not %s", t, scheme)
+		case u.Host == "":
+			return "", fmt.Errorf("URL %q has no host", t)
+		}
+		return t, nil
+	}
+	if filepath.IsAbs(t) {
+		return filepath.Clean(t), nil
+	}
+	return filepath.Join(l.dir, t), nil
 }
 
 // memory evaluates the memory setting: a size string or a number of bytes.

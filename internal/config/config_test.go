@@ -85,6 +85,8 @@ func dump(p *Project, base string) []byte {
 		Name       string      `json:"name"`
 		Box        string      `json:"box"`
 		BoxRange   string      `json:"box_range"`
+		BoxVersion string      `json:"box_version,omitempty"`
+		BoxURL     string      `json:"box_url,omitempty"`
 		Memory     int64       `json:"memory"`
 		CPUs       int         `json:"cpus"`
 		Hostname   string      `json:"hostname"`
@@ -102,9 +104,12 @@ func dump(p *Project, base string) []byte {
 	}{File: rel(p.File), Dir: rel(p.Dir)}
 	for _, m := range p.Machines {
 		d := machine{
-			Name: m.Name, Box: m.Box, BoxRange: loc(m.BoxRange), Memory: m.Memory, CPUs: m.CPUs,
+			Name: m.Name, Box: m.Box, BoxRange: loc(m.BoxRange), BoxVersion: m.BoxVersion, BoxURL: m.BoxURL, Memory: m.Memory, CPUs: m.CPUs,
 			Hostname: m.Hostname, Bridge: m.Bridge, DefRange: loc(m.DefRange),
 			Synced: []folder{}, LXCConfig: [][2]string{}, Provisions: []provision{}, Forwards: []string{},
+		}
+		if filepath.IsAbs(m.BoxURL) {
+			d.BoxURL = rel(m.BoxURL)
 		}
 		for _, f := range m.Synced {
 			d.Synced = append(d.Synced, folder{rel(f.Host), f.Guest, f.ReadOnly})
@@ -129,7 +134,7 @@ func dump(p *Project, base string) []byte {
 			d.Provisions = append(d.Provisions, dp)
 		}
 		for _, f := range m.Forwards {
-			d.Forwards = append(d.Forwards, "forward at "+loc(f.DefRange))
+			d.Forwards = append(d.Forwards, f.String()+" at "+loc(f.DefRange))
 		}
 		out.Machines = append(out.Machines, d)
 	}
@@ -345,7 +350,7 @@ func TestTemplate(t *testing.T) {
 	}
 	t.Run("every setting shown", func(t *testing.T) {
 		tpl := string(Template(""))
-		for _, name := range append([]string{"box", "memory", "cpus", "hostname", "bridge", "guest", "read_only", "disabled", "config",
+		for _, name := range append([]string{"box", "box_version", "box_url", "memory", "cpus", "hostname", "bridge", "guest", "read_only", "disabled", "config",
 			"name", "inline", "path", "args", "env", "privileged", "run", "source", "destination"}, blockNames()...) {
 			if !strings.Contains(tpl, name) {
 				t.Errorf("Template does not mention %q", name)

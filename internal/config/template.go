@@ -13,8 +13,25 @@ const template = `# den.hcl: the development machine(s) of this project.
 # Check this file with 'den validate'. Expressions may use env("NAME") and
 # env("NAME", "default").
 
+# Named values for the expressions below, used as local.NAME; a local may use
+# the ones written before it.
+# locals {
+#   base_memory = 512
+# }
+# memory = "${local.base_memory * 2}M"
+
 # The box the machine is created from; 'den box list' shows the installed ones.
 box = %s
+
+# Which versions of the box will do (comma-separated conditions, all must
+# hold; ~> 1.2 means >= 1.2, < 2). 'den up' takes the newest installed one
+# that matches. Default: any version.
+# box_version = ">= 1.2, < 2"
+
+# Where 'den up' gets the box when no matching version is installed: the URL
+# of a Vagrant catalog (it picks the newest matching version) or of a box file.
+# 'den box outdated' and 'den box update' read the catalog too.
+# box_url = "https://example.com/boxes/app.json"
 
 # Memory limit: bytes, or a size with K, M, G or T (powers of 1024).
 # Default: no limit.
@@ -40,7 +57,8 @@ box = %s
 # }
 
 # Provisioners run in the guest, in order, on the first 'den up'; 'den provision'
-# runs them again. run = "always" runs one on every up. A machine's provisioner
+# runs them again. run = "always" runs one on every up, run = "never" only when
+# named with --provision-with. A machine's provisioner
 # named like one here replaces it. Unnamed ones are called shell-1, file-2 ...
 # by their position; 'den provision --provision-with NAME' picks some.
 #

@@ -124,7 +124,7 @@ func Conflicts(rules []Rule) error {
 	var errs []error
 	for i, a := range rules {
 		for _, b := range rules[i+1:] {
-			if a.Protocol == b.Protocol && a.HostPort == b.HostPort && overlap(a.HostIP, b.HostIP) {
+			if a.Protocol == b.Protocol && a.HostPort == b.HostPort && Overlap(a.HostIP, b.HostIP) {
 				errs = append(errs, &ConflictError{A: a, B: b})
 			}
 		}
@@ -132,9 +132,9 @@ func Conflicts(rules []Rule) error {
 	return join(errs)
 }
 
-// overlap tells whether binding one address and port keeps the other from
+// Overlap tells whether binding one address and port keeps the other from
 // being bound. Unparsable addresses overlap only when they are equal.
-func overlap(a, b string) bool {
+func Overlap(a, b string) bool {
 	x, errX := netip.ParseAddr(a)
 	y, errY := netip.ParseAddr(b)
 	if errX != nil || errY != nil {

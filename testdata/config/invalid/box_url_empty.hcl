@@ -1,0 +1,6 @@
+box = "example/app"
+
+machine "web" {
+  box_version = "~> 2"
+  box_url     = ""
+}

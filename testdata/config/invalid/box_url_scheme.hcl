@@ -1,0 +1,2 @@
+box     = "example/app"
+box_url = "ftp://boxes.example.com/app.json"

@@ -1,0 +1,2 @@
+box         = "example/app"
+box_version = ">= 1.2, <"
