@@ -52,6 +52,9 @@ var buildPackages = []string{
 	"openssh-server", "sudo", "systemd-sysv",
 	"iproute2", "ifupdown", "isc-dhcp-client", "netbase", "iputils-ping",
 	"ca-certificates", "less", "procps",
+	// nc: a listener or client in one command, for quick checks of
+	// forwarded ports and services (den's own tests use it).
+	"netcat-openbsd",
 }
 
 // buildMasks are systemd units linked to /dev/null: useless or harmful in a

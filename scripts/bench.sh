@@ -42,13 +42,44 @@ printf 'box = "debian/bookworm"\nmemory = "512M"\n' >"$proj/den.hcl"
 for i in $(seq "$rounds"); do
 	cd "$proj"
 	timeit up "$den" up
+	"$den" ssh-config >"$work/ssh_config"
 	for j in 1 2 3; do timeit ssh "$den" ssh -c true; done
+	for j in 1 2 3; do timeit openssh ssh -F "$work/ssh_config" den-default true; done
 	for j in 1 2 3; do timeit status "$den" status; done
+	container=$("$den" status --json | sed -n 's/.*"container": "\(.*\)".*/\1/p')
+	for j in 1 2 3; do timeit lxcinfo lxc-info -P "$lxcpath" -n "$container" -s; done
+	for j in 1 2 3; do timeit version "$den" version; done
 	timeit halt "$den" halt
 	timeit restart "$den" up
 	timeit destroy "$den" destroy -f
 	cd - >/dev/null
 done
+
+# Provisioning: a no-op shell provisioner over the ssh round trip.
+prov=$work/bench-provision
+mkdir -p "$prov"
+printf 'box = "debian/bookworm"\nprovision "shell" {\n  inline = ["true"]\n}\n' >"$prov/den.hcl"
+cd "$prov"
+"$den" up --no-provision >/dev/null
+for i in $(seq "$rounds"); do
+	timeit provision "$den" provision
+	timeit sshtrue "$den" ssh -c true
+done
+"$den" destroy -f >/dev/null
+cd - >/dev/null
+
+# Several machines: three in parallel against one.
+multi=$work/bench-multi
+mkdir -p "$multi"
+printf 'box = "debian/bookworm"\nmachine "a" {}\nmachine "b" {}\nmachine "c" {}\n' >"$multi/den.hcl"
+cd "$multi"
+for i in $(seq "$rounds"); do
+	timeit up1 "$den" up a
+	"$den" destroy -f a >/dev/null
+	timeit up3 "$den" up
+	"$den" destroy -f >/dev/null
+done
+cd - >/dev/null
 
 # The raw LXC floor: the same overlay over the same box, keys written into
 # the upper layer by hand, lxc-start, then OpenSSH until `true` runs.
@@ -91,7 +122,15 @@ printf '%-44s %10s\n' "den up (new machine → ssh ready)" "$(median up)"
 printf '%-44s %10s\n' "raw LXC floor (clone + lxc-start → OpenSSH)" "$(median floor)"
 printf '%-44s %10s\n' "den up (stopped machine → ssh ready)" "$(median restart)"
 printf '%-44s %10s\n' "den ssh -c true" "$(median ssh)"
+printf '%-44s %10s\n' "OpenSSH ssh -F (den ssh-config) true" "$(median openssh)"
 printf '%-44s %10s\n' "den status" "$(median status)"
+printf '%-44s %10s\n' "raw lxc-info -s" "$(median lxcinfo)"
+printf '%-44s %10s\n' "den version (process start-up)" "$(median version)"
 printf '%-44s %10s\n' "den halt (clean shutdown)" "$(median halt)"
 printf '%-44s %10s\n' "raw lxc-stop -k" "$(median floorstop)"
 printf '%-44s %10s\n' "den destroy -f (stopped machine)" "$(median destroy)"
+printf '%-44s %10s\n' "den provision (one no-op shell provisioner)" "$(median provision)"
+printf '%-44s %10s\n' "den ssh -c true (same machine)" "$(median sshtrue)"
+printf '%-44s %10s\n' "den up, one machine of three" "$(median up1)"
+printf '%-44s %10s\n' "den up, three machines in parallel" "$(median up3)"
+awk -v a="$(median up3)" -v b="$(median up1)" 'BEGIN { if (b > 0) printf "%-44s %10.2f\n", "ratio three / one", a / b }'

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -52,14 +53,21 @@ func newApp() *cli.App {
 			validateCommand,
 			upCommand,
 			provisionCommand,
+			reloadCommand,
 			sshCommand,
 			sshConfigCommand,
 			statusCommand,
+			globalStatusCommand,
 			haltCommand,
+			suspendCommand,
+			resumeCommand,
 			destroyCommand,
+			snapshotCommand,
+			packageCommand,
 			boxCommand,
 			hostCommand,
 			versionCommand,
+			forwardCommand,
 		},
 	}
 }
@@ -117,9 +125,21 @@ func report(w io.Writer, err error) int {
 func checkArgs(cliCtx *cli.Context, min, max int) error {
 	n := cliCtx.NArg()
 	if n < min || (max >= 0 && n > max) {
-		return usageError{fmt.Errorf("%s: wrong number of arguments (usage: den %s %s)", cliCtx.Command.Name, cliCtx.Command.FullName(), cliCtx.Command.ArgsUsage)}
+		path := commandPath(cliCtx)
+		return usageError{fmt.Errorf("%s: wrong number of arguments (usage: den %s %s; see 'den %s --help')", path, path, cliCtx.Command.ArgsUsage, path)}
 	}
 	return nil
+}
+
+// commandPath is the command as typed, "box add" for a subcommand.
+func commandPath(cliCtx *cli.Context) string {
+	var names []string
+	for _, c := range cliCtx.Lineage() {
+		if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+			names = append([]string{c.Command.Name}, names...)
+		}
+	}
+	return strings.Join(slices.Compact(names), " ")
 }
 
 // loadProject finds and decodes the den.hcl for the current folder.

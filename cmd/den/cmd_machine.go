@@ -18,45 +18,76 @@ import (
 	"github.com/den-dev/den/internal/machine"
 )
 
+// provisionFlags are up's and reload's provisioning flags.
+var provisionFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "provision", Usage: "run every provisioner, even those that ran before"},
+	&cli.BoolFlag{Name: "no-provision", Usage: "run no provisioner"},
+	&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
+}
+
+// upOptions reads provisionFlags.
+func upOptions(cliCtx *cli.Context) (machine.UpOptions, error) {
+	opts := machine.UpOptions{With: cliCtx.StringSlice("provision-with")}
+	switch {
+	case cliCtx.Bool("provision") && cliCtx.Bool("no-provision"):
+		return opts, usageError{fmt.Errorf("--provision and --no-provision exclude each other")}
+	case len(opts.With) > 0 && cliCtx.Bool("no-provision"):
+		return opts, usageError{fmt.Errorf("--provision-with and --no-provision exclude each other")}
+	case cliCtx.Bool("provision"):
+		opts.Provision = machine.ProvisionForce
+	case cliCtx.Bool("no-provision"):
+		opts.Provision = machine.ProvisionNever
+	}
+	return opts, nil
+}
+
 var upCommand = &cli.Command{
 	Name:      "up",
 	Usage:     "create and start machines, wait until ssh answers, provision them",
 	ArgsUsage: "[MACHINE...]",
-	Flags: []cli.Flag{
-		&cli.BoolFlag{Name: "provision", Usage: "run every provisioner, even those that ran before"},
-		&cli.BoolFlag{Name: "no-provision", Usage: "run no provisioner"},
-		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
+	Flags: append([]cli.Flag{
 		&cli.BoolFlag{Name: "no-parallel", Usage: "bring machines up one after the other"},
-	},
+	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
-		if cliCtx.Bool("provision") && cliCtx.Bool("no-provision") {
-			return usageError{fmt.Errorf("--provision and --no-provision exclude each other")}
-		}
-		opts := machine.UpOptions{With: cliCtx.StringSlice("provision-with")}
-		switch {
-		case cliCtx.Bool("provision"):
-			opts.Provision = machine.ProvisionForce
-		case cliCtx.Bool("no-provision"):
-			opts.Provision = machine.ProvisionNever
-		}
-		if len(opts.With) > 0 && opts.Provision == machine.ProvisionNever {
-			return usageError{fmt.Errorf("--provision-with and --no-provision exclude each other")}
-		}
-		p, ms, env, err := projectMachines(cliCtx)
-		if err != nil {
-			return err
-		}
-		if len(p.Machines) > 1 {
-			// Every machine gets its address before any boots, so each
-			// one's /etc/hosts names all the others from the start.
-			if err := env.Reserve(cliCtx.Context, p); err != nil {
-				return err
-			}
-		}
-		return eachMachine(ms, !cliCtx.Bool("no-parallel"), func(m *machine.Machine) error {
+		return bootMachines(cliCtx, !cliCtx.Bool("no-parallel"), func(env *machine.Env, m *machine.Machine, opts machine.UpOptions) error {
 			return env.Up(cliCtx.Context, m, opts)
 		})
 	},
+}
+
+var reloadCommand = &cli.Command{
+	Name:      "reload",
+	Usage:     "halt and start machines again with the current den.hcl, keeping their disks",
+	ArgsUsage: "[MACHINE...]",
+	Flags: append([]cli.Flag{
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
+	}, provisionFlags...),
+	Action: func(cliCtx *cli.Context) error {
+		return bootMachines(cliCtx, true, func(env *machine.Env, m *machine.Machine, opts machine.UpOptions) error {
+			return env.Reload(cliCtx.Context, m, opts, cliCtx.Duration("timeout"))
+		})
+	},
+}
+
+// bootMachines is up's and reload's common part: it reads the provisioning
+// flags, reserves every machine's address before any boots (so each one's
+// /etc/hosts names all the others from the start) and runs boot for each
+// selected machine.
+func bootMachines(cliCtx *cli.Context, parallel bool, boot func(*machine.Env, *machine.Machine, machine.UpOptions) error) error {
+	opts, err := upOptions(cliCtx)
+	if err != nil {
+		return err
+	}
+	p, ms, env, err := projectMachines(cliCtx)
+	if err != nil {
+		return err
+	}
+	if len(p.Machines) > 1 {
+		if err := env.Reserve(cliCtx.Context, p); err != nil {
+			return err
+		}
+	}
+	return eachMachine(ms, parallel, func(m *machine.Machine) error { return boot(env, m, opts) })
 }
 
 var provisionCommand = &cli.Command{
@@ -106,9 +137,11 @@ func projectMachines(cliCtx *cli.Context) (*config.Project, []*machine.Machine, 
 func eachMachine(ms []*machine.Machine, parallel bool, fn func(*machine.Machine) error) error {
 	errs := make([]error, len(ms))
 	run := func(i int) {
-		if err := fn(ms[i]); err != nil {
-			errs[i] = fmt.Errorf("machine %q: %w", ms[i].Name(), err)
+		err := fn(ms[i])
+		if err != nil && !strings.HasPrefix(err.Error(), fmt.Sprintf("machine %q", ms[i].Name())) {
+			err = fmt.Errorf("machine %q: %w", ms[i].Name(), err)
 		}
+		errs[i] = err
 	}
 	if !parallel || len(ms) < 2 {
 		for i := range ms {

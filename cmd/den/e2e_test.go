@@ -279,12 +279,28 @@ memory = "256M"
 		t.Errorf("ssh -c 'exit 3' gave %d", r.code)
 	}
 
+	// An interactive shell gets a terminal of the caller's size and TERM,
+	// and its exit status is den's (script(1) gives den a terminal).
+	sh := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" ssh", "/dev/null")
+	sh.Dir = dir
+	sh.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
+	sh.Stdin = strings.NewReader("echo TERM=$TERM; tty; stty size; exit 5\n")
+	out, err := sh.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
+		t.Errorf("interactive ssh: %v", err)
+	}
+	for _, want := range []string{"TERM=xterm-256color", "/dev/pts/", "30 100"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("interactive ssh output lacks %q:\n%s", want, out)
+		}
+	}
+
 	// OpenSSH takes den's ssh-config, with the pinned host key.
 	cfg := filepath.Join(t.TempDir(), "ssh_config")
 	if err := os.WriteFile(cfg, []byte(mustDen(t, dir, "ssh-config")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "den-default", "echo", "via-openssh").CombinedOutput()
+	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "den-default", "echo", "via-openssh").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "via-openssh") {
 		t.Errorf("ssh -F: %v\n%s", err, out)
 	}

@@ -82,6 +82,12 @@ func (m MachineState) KnownHosts() string { return filepath.Join(string(m), "kno
 // Provisioned records which provisioners ran on the machine.
 func (m MachineState) Provisioned() string { return filepath.Join(string(m), "provisioned.json") }
 
+// ForwardPid is the pidfile of the machine's port forwarder.
+func (m MachineState) ForwardPid() string { return filepath.Join(string(m), "forward.pid") }
+
+// ForwardLog is where the machine's port forwarder logs.
+func (m MachineState) ForwardLog() string { return filepath.Join(string(m), "forward.log") }
+
 // Lock is the machine's lock file.
 func (m MachineState) Lock() string { return filepath.Join(string(m), "lock") }
 

@@ -108,9 +108,13 @@ func hostsFile(hostname string, peers []peer) string {
 	return hosts
 }
 
-// writeHosts replaces the guest's /etc/hosts (before a start, when the
-// project's machines or their addresses changed).
-func writeHosts(root *os.Root, hostname string, peers []peer) error {
+// writeNames replaces the guest's /etc/hostname and /etc/hosts (before a
+// start, when the hostname, the project's machines or their addresses
+// changed).
+func writeNames(root *os.Root, hostname string, peers []peer) error {
+	if err := writeGuestFile(root, "etc/hostname", []byte(hostname+"\n"), 0o644, 0, 0); err != nil {
+		return err
+	}
 	return writeGuestFile(root, "etc/hosts", []byte(hostsFile(hostname, peers)), 0o644, 0, 0)
 }
 

@@ -126,6 +126,28 @@ func (e *Env) Up(ctx context.Context, m *Machine, opts UpOptions) error {
 		return err
 	}
 	defer lk.Unlock()
+	return e.up(ctx, m, opts)
+}
+
+// Reload halts the machine and brings it up again with the current
+// den.hcl (memory, cpus, synced folders, forwards, lxc config), keeping
+// its disk. It holds the machine's lock throughout.
+func (e *Env) Reload(ctx context.Context, m *Machine, opts UpOptions, timeout time.Duration) error {
+	lk, err := m.Lock(ctx, "den reload")
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
+	if rec, err := m.Record(); err == nil && rec != nil && rec.Box != "" && rec.Box != m.Config.Box {
+		e.UI.Warn(m.Name(), "den.hcl names box %s, but the machine was made from %s; 'den destroy' and 'den up' make it anew from the new box", m.Config.Box, rec.Box)
+	}
+	if err := e.halt(ctx, m, false, timeout); err != nil {
+		return err
+	}
+	return e.up(ctx, m, opts)
+}
+
+func (e *Env) up(ctx context.Context, m *Machine, opts UpOptions) error {
 	if err := host.Check(host.Need{LXC: true, Bridge: m.Config.Bridge}); err != nil {
 		return err
 	}
@@ -144,6 +166,9 @@ func (e *Env) Up(ctx context.Context, m *Machine, opts UpOptions) error {
 	switch state {
 	case provider.Running:
 		e.UI.Say(name, "Machine is already running.")
+		if err := e.startForwards(m, rec, true); err != nil {
+			return err
+		}
 		if opts.Provision == ProvisionAuto && len(opts.With) == 0 && !hasAlways(m.Config.Provisions) {
 			return nil
 		}
@@ -163,6 +188,9 @@ func (e *Env) Up(ctx context.Context, m *Machine, opts UpOptions) error {
 		}
 	}
 	defer client.Close()
+	if len(m.Config.Provisions) == 0 && len(opts.With) == 0 {
+		return nil
+	}
 	popts := ProvisionOptions{Only: opts.With}
 	switch {
 	case len(opts.With) > 0:
@@ -459,20 +487,25 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, 
 	if err != nil {
 		return nil, err
 	}
-	// The project's machines or their addresses changed since the last
-	// start: rewrite the guest's /etc/hosts before it boots.
+	// The hostname, the project's machines or their addresses changed since
+	// the last start: rewrite the guest's /etc/hostname and /etc/hosts
+	// before it boots.
 	peers := e.peers(m)
 	if hosts := hostsFile(m.Config.Hostname, peers); hosts != rec.Hosts {
 		spec.Prepare = func(ctx context.Context, root *os.Root) error {
-			return writeHosts(root, m.Config.Hostname, peers)
+			return writeNames(root, m.Config.Hostname, peers)
 		}
 		rec.Hosts = hosts
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 			return nil, err
 		}
 	}
+	if err := e.startForwards(m, rec, false); err != nil {
+		return nil, err
+	}
 	e.UI.Say(name, "Starting machine...")
 	if err := e.Provider.Start(ctx, spec); err != nil {
+		e.stopForwards(m)
 		return nil, err
 	}
 	e.checkLimits(ctx, m, rec)
@@ -597,6 +630,10 @@ func (e *Env) Halt(ctx context.Context, m *Machine, force bool, timeout time.Dur
 		return err
 	}
 	defer lk.Unlock()
+	return e.halt(ctx, m, force, timeout)
+}
+
+func (e *Env) halt(ctx context.Context, m *Machine, force bool, timeout time.Duration) error {
 	rec, err := m.Record()
 	if err != nil {
 		return err
@@ -612,14 +649,17 @@ func (e *Env) Halt(ctx context.Context, m *Machine, force bool, timeout time.Dur
 	}
 	if st == provider.Stopped || st == provider.NotCreated {
 		e.UI.Say(name, "Machine is already stopped.")
-		return nil
+		return e.stopForwards(m)
 	}
 	if force {
 		e.UI.Say(name, "Forcing shutdown...")
 	} else {
 		e.UI.Say(name, "Attempting graceful shutdown...")
 	}
-	return e.Provider.Stop(ctx, rec.Container, force, timeout)
+	if err := e.Provider.Stop(ctx, rec.Container, force, timeout); err != nil {
+		return err
+	}
+	return e.stopForwards(m)
 }
 
 // Destroy removes the machine: container, layer, record, index entry. The
@@ -653,6 +693,9 @@ func (e *Env) Destroy(ctx context.Context, m *Machine) error {
 		e.UI.Say(name, "Stopping machine...")
 	}
 	e.UI.Say(name, "Destroying machine and its disk...")
+	if err := e.stopForwards(m); err != nil {
+		return err
+	}
 	if err := e.Provider.Destroy(ctx, container); err != nil {
 		return err
 	}

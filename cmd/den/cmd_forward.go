@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/den-dev/den/internal/forward"
+	"github.com/den-dev/den/internal/machine"
+)
+
+// forwardCommand is the port forwarder den starts beside a running machine
+// (hidden: den runs it, people don't). It binds every rule's host port,
+// writes its pidfile (which tells den it is ready) and forwards until it is
+// sent SIGTERM at halt.
+var forwardCommand = &cli.Command{
+	Name:      machine.ForwardCommand,
+	Hidden:    true,
+	Usage:     "forward host ports to a machine (run by den up)",
+	ArgsUsage: "RULE...",
+	Flags:     []cli.Flag{&cli.StringFlag{Name: "pidfile", Required: true, Usage: "write the pid to `FILE` once listening"}},
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 1, -1); err != nil {
+			return err
+		}
+		var rules []forward.Rule
+		for _, a := range cliCtx.Args().Slice() {
+			r, err := forward.ParseRule(a)
+			if err != nil {
+				return usageError{err}
+			}
+			rules = append(rules, r)
+		}
+		f, err := forward.Listen(rules)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		f.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+		if err := forward.WritePidfile(cliCtx.String("pidfile")); err != nil {
+			return err
+		}
+		for _, r := range rules {
+			fmt.Fprintf(os.Stderr, "forwarding %s\n", r)
+		}
+		return f.Serve(cliCtx.Context)
+	},
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/machine"
+)
+
+var packageCommand = &cli.Command{
+	Name:      "package",
+	Usage:     "make a box file from a machine (it is stopped first and stays stopped)",
+	ArgsUsage: "[MACHINE]",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "package.box", Usage: "write the box file to `FILE` (it must not exist)"},
+		&cli.StringFlag{Name: "compression", Value: "zstd", Usage: "rootfs compression: zstd, gzip or xz"},
+		&cli.StringFlag{Name: "version", Usage: "the box's `VERSION` in its metadata (default: the time, 2006.01.02.150405)"},
+	},
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 0, 1); err != nil {
+			return err
+		}
+		comp, err := box.ParseCompression(cliCtx.String("compression"))
+		if err != nil {
+			return usageError{err}
+		}
+		p, err := loadProject()
+		if err != nil {
+			return err
+		}
+		m, err := oneMachine(p, cliCtx.Args().Slice())
+		if err != nil {
+			return err
+		}
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		err = env.Package(cliCtx.Context, m, machine.PackageOptions{
+			Output:      cliCtx.String("output"),
+			Compression: comp,
+			Version:     cliCtx.String("version"),
+		})
+		if err != nil {
+			return nameMachine(m, err)
+		}
+		return nil
+	},
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/machine"
+	"github.com/den-dev/den/internal/ui"
+	"github.com/den-dev/den/provider"
+)
+
+var snapshotCommand = &cli.Command{
+	Name:  "snapshot",
+	Usage: "save and restore a machine's filesystem (what it changed on top of its box)",
+	Subcommands: []*cli.Command{
+		snapshotSaveCommand,
+		snapshotRestoreCommand,
+		snapshotListCommand,
+		snapshotDeleteCommand,
+		snapshotPushCommand,
+		snapshotPopCommand,
+	},
+}
+
+// restoreFlags are restore's and pop's: --no-start and up's provisioning
+// flags, as in Vagrant.
+var restoreFlags = append([]cli.Flag{
+	&cli.BoolFlag{Name: "no-start", Usage: "leave the machine stopped after restoring"},
+}, provisionFlags...)
+
+// restoreOptions reads restoreFlags.
+func restoreOptions(cliCtx *cli.Context) (machine.RestoreOptions, error) {
+	up, err := upOptions(cliCtx)
+	if err != nil {
+		return machine.RestoreOptions{}, err
+	}
+	opts := machine.RestoreOptions{NoStart: cliCtx.Bool("no-start"), Up: up}
+	if opts.NoStart && (cliCtx.Bool("provision") || len(up.With) > 0) {
+		return opts, usageError{fmt.Errorf("--no-start and provisioning exclude each other: provisioners run on a started machine")}
+	}
+	return opts, nil
+}
+
+var snapshotSaveCommand = &cli.Command{
+	Name:      "save",
+	Usage:     "save a snapshot (a running machine is frozen for the copy and keeps running)",
+	ArgsUsage: "[MACHINE] NAME",
+	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace a snapshot of that name"}},
+	Action: func(cliCtx *cli.Context) error {
+		return eachSnapshotMachine(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine, snap string) error {
+			return env.SnapshotSave(ctx, m, snap, cliCtx.Bool("force"))
+		})
+	},
+}
+
+var snapshotRestoreCommand = &cli.Command{
+	Name:      "restore",
+	Usage:     "bring a machine's filesystem back to a snapshot (stops it, then starts it again)",
+	ArgsUsage: "[MACHINE] NAME",
+	Flags:     restoreFlags,
+	Action: func(cliCtx *cli.Context) error {
+		opts, err := restoreOptions(cliCtx)
+		if err != nil {
+			return err
+		}
+		return eachSnapshotMachine(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine, snap string) error {
+			return env.SnapshotRestore(ctx, m, snap, opts)
+		})
+	},
+}
+
+var snapshotDeleteCommand = &cli.Command{
+	Name:      "delete",
+	Usage:     "delete a snapshot",
+	ArgsUsage: "[MACHINE] NAME",
+	Action: func(cliCtx *cli.Context) error {
+		return eachSnapshotMachine(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine, snap string) error {
+			return env.SnapshotDelete(ctx, m, snap)
+		})
+	},
+}
+
+var snapshotPushCommand = &cli.Command{
+	Name:      "push",
+	Usage:     "save a snapshot with a name of its own, for 'snapshot pop'",
+	ArgsUsage: "[MACHINE...]",
+	Action: func(cliCtx *cli.Context) error {
+		return forMachines(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine) error {
+			_, err := env.SnapshotPush(ctx, m)
+			return err
+		})
+	},
+}
+
+var snapshotPopCommand = &cli.Command{
+	Name:      "pop",
+	Usage:     "restore the newest pushed snapshot and delete it",
+	ArgsUsage: "[MACHINE...]",
+	Flags: append([]cli.Flag{
+		&cli.BoolFlag{Name: "no-delete", Usage: "keep the snapshot after restoring it"},
+	}, restoreFlags...),
+	Action: func(cliCtx *cli.Context) error {
+		opts, err := restoreOptions(cliCtx)
+		if err != nil {
+			return err
+		}
+		opts.NoDelete = cliCtx.Bool("no-delete")
+		return forMachines(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine) error {
+			return env.SnapshotPop(ctx, m, opts)
+		})
+	},
+}
+
+// eachSnapshotMachine handles "[MACHINE] NAME": with one argument the
+// snapshot name applies to every machine of the project (as in Vagrant).
+func eachSnapshotMachine(cliCtx *cli.Context, fn func(context.Context, *machine.Env, *machine.Machine, string) error) error {
+	if err := checkArgs(cliCtx, 1, 2); err != nil {
+		return err
+	}
+	args := cliCtx.Args().Slice()
+	snap := args[len(args)-1]
+	if err := provider.CheckSnapshotName(snap); err != nil {
+		return usageError{err}
+	}
+	p, err := loadProject()
+	if err != nil {
+		return err
+	}
+	ms, err := selectMachines(p, args[:len(args)-1])
+	if err != nil {
+		return err
+	}
+	env, err := newEnv()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range ms {
+		if err := fn(cliCtx.Context, env, m, snap); err != nil {
+			errs = append(errs, nameMachine(m, err))
+			if errors.Is(err, context.Canceled) {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// snapshotRow is one line of `den snapshot list --json`.
+type snapshotRow struct {
+	Machine string    `json:"machine"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"`
+}
+
+var snapshotListCommand = &cli.Command{
+	Name:      "list",
+	Usage:     "list snapshots with their time and size",
+	ArgsUsage: "[MACHINE...]",
+	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+	Action: func(cliCtx *cli.Context) error {
+		p, err := loadProject()
+		if err != nil {
+			return err
+		}
+		ms, err := selectMachines(p, cliCtx.Args().Slice())
+		if err != nil {
+			return err
+		}
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		rows := []snapshotRow{}
+		var empty []string
+		for _, m := range ms {
+			list, err := env.SnapshotList(cliCtx.Context, m)
+			if err != nil {
+				return nameMachine(m, err)
+			}
+			if len(list) == 0 {
+				empty = append(empty, m.Name())
+			}
+			for _, s := range list {
+				rows = append(rows, snapshotRow{Machine: m.Name(), Name: s.Name, Created: s.Created, Size: s.Size})
+			}
+		}
+		if cliCtx.Bool("json") {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rows)
+		}
+		printSnapshots(env.UI, p, rows, empty)
+		return nil
+	},
+}
+
+func printSnapshots(u *ui.UI, p *config.Project, rows []snapshotRow, empty []string) {
+	for _, name := range empty {
+		u.Say(name, "No snapshots have been taken yet!")
+	}
+	if len(rows) == 0 {
+		return
+	}
+	several := len(p.Machines) > 1
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if several {
+		fmt.Fprint(tw, "MACHINE\t")
+	}
+	fmt.Fprintln(tw, "NAME\tCREATED\tSIZE")
+	for _, r := range rows {
+		if several {
+			fmt.Fprintf(tw, "%s\t", r.Machine)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Created.Local().Format("2006-01-02 15:04:05"), ui.Bytes(r.Size))
+	}
+	tw.Flush()
+}

@@ -1,0 +1,394 @@
+package lxc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	golxc "github.com/lxc/go-lxc"
+	"golang.org/x/sys/unix"
+
+	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/provider"
+)
+
+// Snapshots live in the machine's own folder, so Destroy removes them with
+// it: snapshots/SNAP/delta0 (a copy of the overlay upper layer) and
+// snapshots/SNAP/meta.json. Work in progress sits in snapshots/.tmp-PID-N
+// and is renamed into place when whole; a restore copies into
+// delta0.restore beside delta0 and swaps the two in one rename.
+
+var (
+	_ provider.Snapshotter = (*Provider)(nil)
+	_ provider.Exporter    = (*Provider)(nil)
+)
+
+const (
+	snapshotsDir = "snapshots"
+	snapMeta     = "meta.json"
+	tmpPrefix    = ".tmp-"
+)
+
+func (p *Provider) snapshots(name string) string { return filepath.Join(p.dir(name), snapshotsDir) }
+
+func (p *Provider) snapshot(name, snap string) string {
+	return filepath.Join(p.snapshots(name), snap)
+}
+
+func (p *Provider) restoreTemp(name string) string {
+	return filepath.Join(p.dir(name), "delta0.restore")
+}
+
+// SaveSnapshot copies the machine's overlay upper layer (what it changed on
+// top of its box) into snapshots/SNAP. A running container is frozen for the
+// copy and thawed afterwards.
+func (p *Provider) SaveSnapshot(ctx context.Context, name, snap string, replace bool) (provider.Snapshot, error) {
+	if err := provider.CheckSnapshotName(snap); err != nil {
+		return provider.Snapshot{}, err
+	}
+	if !p.exists(name) {
+		return provider.Snapshot{}, fmt.Errorf("container %q does not exist", name)
+	}
+	final := p.snapshot(name, snap)
+	if _, err := os.Lstat(final); err == nil && !replace {
+		return provider.Snapshot{}, fmt.Errorf("snapshot %q of %q: %w", snap, name, provider.ErrSnapshotExists)
+	}
+	if err := os.MkdirAll(p.snapshots(name), 0o700); err != nil {
+		return provider.Snapshot{}, fmt.Errorf("create snapshot folder: %w", err)
+	}
+	p.sweepSnapshots(name)
+	tmp, err := p.snapshotTemp(name)
+	if err != nil {
+		return provider.Snapshot{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			fsutil.RemoveTree(tmp)
+		}
+	}()
+	st, err := p.State(ctx, name)
+	if err != nil {
+		return provider.Snapshot{}, err
+	}
+	created := time.Now().UTC()
+	var size int64
+	switch st {
+	case provider.Running:
+		size, err = p.frozen(ctx, name, func() (int64, error) {
+			created = time.Now().UTC()
+			return fsutil.CopyTree(ctx, p.upper(name), filepath.Join(tmp, "delta0"))
+		})
+	case provider.Frozen, provider.Stopped:
+		size, err = fsutil.CopyTree(ctx, p.upper(name), filepath.Join(tmp, "delta0"))
+	default:
+		err = fmt.Errorf("container %q is %s", name, st)
+	}
+	if err != nil {
+		return provider.Snapshot{}, fmt.Errorf("snapshot %q of %q: %w", snap, name, err)
+	}
+	s := provider.Snapshot{Name: snap, Created: created, Size: size}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return provider.Snapshot{}, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, snapMeta), append(data, '\n'), 0o600); err != nil {
+		return provider.Snapshot{}, err
+	}
+	if err := p.putSnapshot(tmp, final, replace); err != nil {
+		return provider.Snapshot{}, fmt.Errorf("snapshot %q of %q: %w", snap, name, err)
+	}
+	ok = true
+	return s, nil
+}
+
+// frozen runs fn with the container frozen, and thaws it afterwards even
+// when fn fails or ctx ends.
+func (p *Provider) frozen(ctx context.Context, name string, fn func() (int64, error)) (int64, error) {
+	c, err := p.open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	if err := c.Freeze(); err != nil {
+		return 0, fmt.Errorf("freeze %q for a consistent copy: %w (see %s)", name, err, p.logFile(name))
+	}
+	n, err := fn()
+	if uerr := c.Unfreeze(); uerr != nil && c.State() == golxc.FROZEN {
+		uerr = fmt.Errorf("thaw %q after the copy: %w; run 'den resume'", name, uerr)
+		if err == nil {
+			return n, uerr
+		}
+		return n, fmt.Errorf("%w (and %v)", err, uerr)
+	}
+	return n, err
+}
+
+// putSnapshot moves the finished snapshot tmp to final. Replacing swaps the
+// two in one rename, so final is always a whole snapshot.
+func (p *Provider) putSnapshot(tmp, final string, replace bool) error {
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if !replace {
+		return provider.ErrSnapshotExists
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
+		return err
+	}
+	return fsutil.RemoveTree(tmp) // now the old snapshot
+}
+
+// snapshotTemp makes a new work folder in snapshots/, named after this
+// process so a later run can tell a dead one's leftovers.
+func (p *Provider) snapshotTemp(name string) (string, error) {
+	for i := 0; ; i++ {
+		tmp := filepath.Join(p.snapshots(name), fmt.Sprintf("%s%d-%d-%d", tmpPrefix, os.Getpid(), time.Now().UnixNano(), i))
+		err := os.Mkdir(tmp, 0o700)
+		if err == nil {
+			return tmp, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("create snapshot work folder: %w", err)
+		}
+	}
+}
+
+// sweepSnapshots removes what an interrupted save, delete or restore left:
+// work folders of processes that are gone, and delta0.restore.
+func (p *Provider) sweepSnapshots(name string) {
+	entries, _ := os.ReadDir(p.snapshots(name))
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
+		if !ok {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() || alive(pid) {
+			continue
+		}
+		fsutil.RemoveTree(filepath.Join(p.snapshots(name), e.Name()))
+	}
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// RestoreSnapshot copies snapshot snap to delta0.restore beside the
+// machine's upper layer, then swaps the two with one rename
+// (RENAME_EXCHANGE) and deletes the old layer: interrupted anywhere, the
+// machine has either its old layer or the snapshot's, whole.
+func (p *Provider) RestoreSnapshot(ctx context.Context, name, snap string) error {
+	if err := provider.CheckSnapshotName(snap); err != nil {
+		return err
+	}
+	if !p.exists(name) {
+		return fmt.Errorf("container %q does not exist", name)
+	}
+	src := filepath.Join(p.snapshot(name, snap), "delta0")
+	if _, err := os.Lstat(filepath.Join(p.snapshot(name, snap), snapMeta)); err != nil {
+		return fmt.Errorf("snapshot %q of %q: %w", snap, name, provider.ErrSnapshotNotFound)
+	}
+	st, err := p.State(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st != provider.Stopped {
+		return fmt.Errorf("container %q is %s: stop it before restoring a snapshot", name, st)
+	}
+	p.sweepSnapshots(name)
+	tmp := p.restoreTemp(name)
+	if err := fsutil.RemoveTree(tmp); err != nil {
+		return err
+	}
+	if _, err := fsutil.CopyTree(ctx, src, tmp); err != nil {
+		fsutil.RemoveTree(tmp)
+		return fmt.Errorf("restore snapshot %q of %q: %w", snap, name, err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p.upper(name), unix.RENAME_EXCHANGE); err != nil {
+		if !errors.Is(err, unix.ENOENT) {
+			fsutil.RemoveTree(tmp)
+			return fmt.Errorf("restore snapshot %q of %q: swap layers: %w", snap, name, err)
+		}
+		// No upper layer at all (a damaged machine): put the copy in place.
+		if err := os.Rename(tmp, p.upper(name)); err != nil {
+			return fmt.Errorf("restore snapshot %q of %q: %w", snap, name, err)
+		}
+		return nil
+	}
+	return fsutil.RemoveTree(tmp) // the machine's previous layer
+}
+
+// Snapshots lists the machine's snapshots, oldest first.
+func (p *Provider) Snapshots(ctx context.Context, name string) ([]provider.Snapshot, error) {
+	entries, err := os.ReadDir(p.snapshots(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []provider.Snapshot
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(p.snapshots(name), e.Name(), snapMeta))
+		if err != nil {
+			continue // not a whole snapshot
+		}
+		var s provider.Snapshot
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, fmt.Errorf("snapshot %q of %q: %s is damaged: %w", e.Name(), name, snapMeta, err)
+		}
+		s.Name = e.Name()
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b provider.Snapshot) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, nil
+}
+
+// DeleteSnapshot renames the snapshot out of the list first, then deletes
+// it, so an interrupted delete leaves no half snapshot in the list.
+func (p *Provider) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	if err := provider.CheckSnapshotName(snap); err != nil {
+		return err
+	}
+	dir := p.snapshot(name, snap)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("snapshot %q of %q: %w", snap, name, provider.ErrSnapshotNotFound)
+	}
+	p.sweepSnapshots(name)
+	tmp := filepath.Join(p.snapshots(name), fmt.Sprintf("%s%d-%d-del", tmpPrefix, os.Getpid(), time.Now().UnixNano()))
+	if err := os.Rename(dir, tmp); err != nil {
+		return fmt.Errorf("delete snapshot %q of %q: %w", snap, name, err)
+	}
+	if err := fsutil.RemoveTree(tmp); err != nil {
+		return fmt.Errorf("delete snapshot %q of %q: %w", snap, name, err)
+	}
+	return nil
+}
+
+// ExportRootfs mounts an overlay of the machine's upper layer over its box
+// (both read-only lower layers) with a scratch upper layer on top, at
+// export/merged in the machine's folder, and calls fn with that path. The
+// scratch layer takes fn's changes and is deleted afterwards; the machine's
+// own layer is never written.
+func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs string) error) (err error) {
+	if !p.exists(name) {
+		return fmt.Errorf("container %q does not exist", name)
+	}
+	st, err := p.State(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st != provider.Stopped {
+		return fmt.Errorf("container %q is %s: stop it before exporting its filesystem", name, st)
+	}
+	lower, err := p.boxRootfs(name)
+	if err != nil {
+		return err
+	}
+	up := p.upper(name)
+	for _, d := range []string{lower, up} {
+		if strings.ContainsAny(d, ",:\n") {
+			return fmt.Errorf("path %q contains ',' or ':', which overlay mounts cannot take", d)
+		}
+	}
+	exp := filepath.Join(p.dir(name), "export")
+	if err := p.dropExport(exp); err != nil {
+		return err
+	}
+	scratch, work, merged := filepath.Join(exp, "upper"), filepath.Join(exp, "work"), filepath.Join(exp, "merged")
+	for _, d := range []string{exp, scratch, work, merged} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return fmt.Errorf("create export folder: %w", err)
+		}
+	}
+	defer func() {
+		if derr := p.dropExport(exp); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	// The merged root shows the top layer's mode and owner: give the
+	// scratch layer's root those of the machine's.
+	var rootSt unix.Stat_t
+	if err := unix.Stat(up, &rootSt); err != nil {
+		return err
+	}
+	if err := os.Chown(scratch, int(rootSt.Uid), int(rootSt.Gid)); err != nil {
+		return err
+	}
+	if err := os.Chmod(scratch, os.FileMode(rootSt.Mode&0o777)); err != nil {
+		return err
+	}
+	opts := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s", up, lower, scratch, work)
+	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount the machine's filesystem to export it: %w", err)
+	}
+	return fn(merged)
+}
+
+// dropExport unmounts and deletes an export folder (also one a killed den
+// left behind). It never deletes while something stays mounted there.
+func (p *Provider) dropExport(exp string) error {
+	mounts, err := fsutil.MountsUnder(exp)
+	if err != nil {
+		return err
+	}
+	// Deepest first.
+	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m, 0); err != nil {
+			if err2 := unix.Unmount(m, unix.MNT_DETACH); err2 != nil {
+				return fmt.Errorf("unmount %s: %w", m, err)
+			}
+		}
+	}
+	return fsutil.RemoveTree(exp)
+}
+
+// boxRootfs reads the box's rootfs (the overlay's lower layer) from the
+// container's config.
+func (p *Provider) boxRootfs(name string) (string, error) {
+	c, err := p.open(name)
+	if err != nil {
+		return "", err
+	}
+	defer c.Release()
+	v := c.ConfigItem("lxc.rootfs.path")
+	if len(v) == 0 {
+		return "", fmt.Errorf("container %q has no lxc.rootfs.path", name)
+	}
+	// liblxc gives the path without its "overlay:" type; the file has it.
+	rest := strings.TrimPrefix(strings.TrimSpace(v[0]), "overlay:")
+	lower, upper, ok := strings.Cut(rest, ":")
+	if !ok || upper != p.upper(name) {
+		return "", fmt.Errorf("container %q: lxc.rootfs.path %q is not den's overlay of a box", name, v[0])
+	}
+	if fi, err := os.Stat(lower); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("container %q: its box rootfs %s is missing (was the box removed with --force?)", name, lower)
+	}
+	return lower, nil
+}
