@@ -116,11 +116,13 @@ var provisionCommand = &cli.Command{
 // projectMachines loads den.hcl, picks the machines the arguments name (all
 // without arguments) and wires the environment.
 func projectMachines(cliCtx *cli.Context) (*config.Project, []*machine.Machine, *machine.Env, error) {
-	p, err := loadProject()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ms, err := selectMachines(p, cliCtx.Args().Slice())
+	return machinesOf(cliCtx.Args().Slice())
+}
+
+// machinesOf loads den.hcl, picks the machines names names (all without
+// names) and wires the environment.
+func machinesOf(names []string) (*config.Project, []*machine.Machine, *machine.Env, error) {
+	p, ms, err := selectedMachines(names)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -131,17 +133,56 @@ func projectMachines(cliCtx *cli.Context) (*config.Project, []*machine.Machine, 
 	return p, ms, env, nil
 }
 
+// selectedMachines loads den.hcl and picks the machines names names (all
+// without names).
+func selectedMachines(names []string) (*config.Project, []*machine.Machine, error) {
+	p, err := loadProject()
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := selectMachines(p, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, ms, nil
+}
+
+// projectMachine is projectMachines for commands on one machine: the one
+// the argument names, or the project's only one.
+func projectMachine(cliCtx *cli.Context) (*machine.Machine, *machine.Env, error) {
+	p, err := loadProject()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := oneMachine(p, cliCtx.Args().Slice())
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := newEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, env, nil
+}
+
+// nameMachine prefixes err with the machine's name unless it names the
+// machine already.
+func nameMachine(m *machine.Machine, err error) error {
+	if strings.Contains(err.Error(), fmt.Sprintf("machine %q", m.Name())) {
+		return err
+	}
+	return fmt.Errorf("machine %q: %w", m.Name(), err)
+}
+
 // eachMachine runs fn for every machine, all at once when parallel, and
 // returns every failure, each naming its machine. One machine's failure
 // does not stop the others.
 func eachMachine(ms []*machine.Machine, parallel bool, fn func(*machine.Machine) error) error {
 	errs := make([]error, len(ms))
 	run := func(i int) {
-		err := fn(ms[i])
-		if err != nil && !strings.HasPrefix(err.Error(), fmt.Sprintf("machine %q", ms[i].Name())) {
-			err = fmt.Errorf("machine %q: %w", ms[i].Name(), err)
+		if err := fn(ms[i]); err != nil {
+			errs[i] = nameMachine(ms[i], err)
 		}
-		errs[i] = err
 	}
 	if !parallel || len(ms) < 2 {
 		for i := range ms {

@@ -24,15 +24,7 @@ var packageCommand = &cli.Command{
 		if err != nil {
 			return usageError{err}
 		}
-		p, err := loadProject()
-		if err != nil {
-			return err
-		}
-		m, err := oneMachine(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
+		m, env, err := projectMachine(cliCtx)
 		if err != nil {
 			return err
 		}

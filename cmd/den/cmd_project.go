@@ -50,11 +50,7 @@ var validateCommand = &cli.Command{
 	Usage:     "check den.hcl and print what it describes",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
-		if err != nil {
-			return err
-		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
+		p, ms, err := selectedMachines(cliCtx.Args().Slice())
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -130,28 +129,11 @@ func eachSnapshotMachine(cliCtx *cli.Context, fn func(context.Context, *machine.
 	if err := provider.CheckSnapshotName(snap); err != nil {
 		return usageError{err}
 	}
-	p, err := loadProject()
+	_, ms, env, err := machinesOf(args[:len(args)-1])
 	if err != nil {
 		return err
 	}
-	ms, err := selectMachines(p, args[:len(args)-1])
-	if err != nil {
-		return err
-	}
-	env, err := newEnv()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, m := range ms {
-		if err := fn(cliCtx.Context, env, m, snap); err != nil {
-			errs = append(errs, nameMachine(m, err))
-			if errors.Is(err, context.Canceled) {
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return eachMachine(ms, false, func(m *machine.Machine) error { return fn(cliCtx.Context, env, m, snap) })
 }
 
 // snapshotRow is one line of `den snapshot list --json`.
@@ -168,15 +150,7 @@ var snapshotListCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
-		if err != nil {
-			return err
-		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
+		p, ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}

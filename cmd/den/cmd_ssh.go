@@ -22,15 +22,7 @@ var sshCommand = &cli.Command{
 		if err := checkArgs(cliCtx, 0, 1); err != nil {
 			return err
 		}
-		p, err := loadProject()
-		if err != nil {
-			return err
-		}
-		m, err := oneMachine(p, cliCtx.Args().Slice())
-		if err != nil {
-			return err
-		}
-		env, err := newEnv()
+		m, env, err := projectMachine(cliCtx)
 		if err != nil {
 			return err
 		}
@@ -62,11 +54,7 @@ var sshConfigCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		p, err := loadProject()
-		if err != nil {
-			return err
-		}
-		ms, err := selectMachines(p, cliCtx.Args().Slice())
+		_, ms, err := selectedMachines(cliCtx.Args().Slice())
 		if err != nil {
 			return err
 		}

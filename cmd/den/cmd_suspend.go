@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -37,35 +34,9 @@ var resumeCommand = &cli.Command{
 // project's without arguments), one after the other. A failure does not
 // stop the others; every failure is returned, each naming its machine.
 func forMachines(cliCtx *cli.Context, fn func(context.Context, *machine.Env, *machine.Machine) error) error {
-	p, err := loadProject()
+	_, ms, env, err := projectMachines(cliCtx)
 	if err != nil {
 		return err
 	}
-	ms, err := selectMachines(p, cliCtx.Args().Slice())
-	if err != nil {
-		return err
-	}
-	env, err := newEnv()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, m := range ms {
-		if err := fn(cliCtx.Context, env, m); err != nil {
-			errs = append(errs, nameMachine(m, err))
-			if errors.Is(err, context.Canceled) {
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// nameMachine prefixes err with the machine's name unless it names the
-// machine already.
-func nameMachine(m *machine.Machine, err error) error {
-	if strings.Contains(err.Error(), fmt.Sprintf("machine %q", m.Name())) {
-		return err
-	}
-	return fmt.Errorf("machine %q: %w", m.Name(), err)
+	return eachMachine(ms, false, func(m *machine.Machine) error { return fn(cliCtx.Context, env, m) })
 }

@@ -96,12 +96,8 @@ type Status struct {
 // Status reads the machine's state without starting or contacting it.
 func (e *Env) Status(ctx context.Context, m *Machine) (Status, error) {
 	s := Status{Name: m.Name(), Box: m.Config.Box, State: provider.NotCreated.String()}
-	rec, err := m.Record()
+	rec, st, err := e.current(ctx, m)
 	if err != nil || rec == nil {
-		return s, err
-	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	if err != nil {
 		return s, err
 	}
 	s.State, s.Container, s.Address = st.String(), rec.Container, rec.IP()
@@ -151,15 +147,9 @@ func (e *Env) up(ctx context.Context, m *Machine, opts UpOptions) error {
 	if err := host.Check(host.Need{LXC: true, Bridge: m.Config.Bridge}); err != nil {
 		return err
 	}
-	rec, err := m.Record()
+	rec, state, err := e.current(ctx, m)
 	if err != nil {
 		return err
-	}
-	state := provider.NotCreated
-	if rec != nil {
-		if state, err = e.Provider.State(ctx, rec.Container); err != nil {
-			return err
-		}
 	}
 	name := m.Name()
 	var client *ssh.Client
@@ -591,19 +581,14 @@ func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record) (*ssh.Client
 
 // Connect opens a pinned ssh connection to a running machine.
 func (e *Env) Connect(ctx context.Context, m *Machine) (*ssh.Client, *Record, error) {
-	rec, err := m.Record()
+	rec, st, err := e.current(ctx, m)
 	if err != nil {
 		return nil, nil, err
 	}
 	name := m.Name()
-	if rec == nil {
-		return nil, nil, fmt.Errorf("machine %q is not created: run 'den up %s'", name, name)
-	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	if err != nil {
-		return nil, nil, err
-	}
 	switch st {
+	case provider.NotCreated:
+		return nil, nil, fmt.Errorf("machine %q is not created: run 'den up %s'", name, name)
 	case provider.Frozen:
 		return nil, nil, fmt.Errorf("machine %q is suspended (frozen): run 'den resume %s' first", name, name)
 	case provider.Running:
@@ -634,7 +619,7 @@ func (e *Env) Halt(ctx context.Context, m *Machine, force bool, timeout time.Dur
 }
 
 func (e *Env) halt(ctx context.Context, m *Machine, force bool, timeout time.Duration) error {
-	rec, err := m.Record()
+	rec, st, err := e.current(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -642,10 +627,6 @@ func (e *Env) halt(ctx context.Context, m *Machine, force bool, timeout time.Dur
 	if rec == nil {
 		e.UI.Say(name, "Machine is not created.")
 		return nil
-	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	if err != nil {
-		return err
 	}
 	if st == provider.Stopped || st == provider.NotCreated {
 		e.UI.Say(name, "Machine is already stopped.")

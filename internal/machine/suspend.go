@@ -2,89 +2,81 @@ package machine
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/den-dev/den/provider"
 )
+
+// current reads the machine's record and its state from the provider; a
+// machine that was never created has a nil record and state NotCreated.
+func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.State, error) {
+	rec, err := m.Record()
+	if err != nil || rec == nil {
+		return nil, provider.NotCreated, err
+	}
+	st, err := e.Provider.State(ctx, rec.Container)
+	return rec, st, err
+}
 
 // Suspend freezes a running machine with the freezer cgroup: every process
 // stops where it is and keeps its memory until Resume. A suspended machine
 // refuses ssh (it could not answer) and up; halt and destroy thaw it first.
 // Suspend holds the machine's lock.
 func (e *Env) Suspend(ctx context.Context, m *Machine) error {
-	lk, err := m.Lock(ctx, "den suspend")
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
-	name := m.Name()
-	rec, err := m.Record()
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		e.UI.Say(name, "Machine is not created.")
-		return nil
-	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	if err != nil {
-		return err
-	}
-	switch st {
-	case provider.Frozen:
-		e.UI.Say(name, "Machine is already suspended.")
-		return nil
-	case provider.Running:
-	case provider.NotCreated:
-		e.UI.Say(name, "Machine is not created.")
-		return nil
-	default:
-		e.UI.Say(name, "Machine is %s, not running: there is nothing to suspend.", st)
-		return nil
-	}
-	e.UI.Say(name, "Suspending machine...")
-	if err := e.Provider.Freeze(ctx, rec.Container); err != nil {
-		return err
-	}
-	e.UI.Say(name, "Machine suspended. 'den resume' wakes it up.")
-	return nil
+	return e.freezer(ctx, m, true)
 }
 
 // Resume thaws a suspended machine and waits until its sshd answers.
 // Resume holds the machine's lock.
 func (e *Env) Resume(ctx context.Context, m *Machine) error {
-	lk, err := m.Lock(ctx, "den resume")
+	return e.freezer(ctx, m, false)
+}
+
+// freezer suspends (freeze) or resumes a machine, saying so when it is in
+// no state to.
+func (e *Env) freezer(ctx context.Context, m *Machine, freeze bool) error {
+	verb := "den resume"
+	if freeze {
+		verb = "den suspend"
+	}
+	lk, err := m.Lock(ctx, verb)
 	if err != nil {
 		return err
 	}
 	defer lk.Unlock()
 	name := m.Name()
-	rec, err := m.Record()
+	rec, st, err := e.current(ctx, m)
 	if err != nil {
 		return err
 	}
-	if rec == nil {
+	switch {
+	case st == provider.NotCreated:
 		e.UI.Say(name, "Machine is not created.")
 		return nil
-	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	if err != nil {
-		return err
-	}
-	switch st {
-	case provider.Frozen:
-	case provider.Running:
+	case freeze && st == provider.Frozen:
+		e.UI.Say(name, "Machine is already suspended.")
+		return nil
+	case freeze && st != provider.Running:
+		e.UI.Say(name, "Machine is %s, not running: there is nothing to suspend.", st)
+		return nil
+	case !freeze && st == provider.Running:
 		e.UI.Say(name, "Machine is not suspended.")
 		return nil
-	case provider.NotCreated:
-		e.UI.Say(name, "Machine is not created.")
-		return nil
-	default:
+	case !freeze && st != provider.Frozen:
 		e.UI.Say(name, "Machine is %s, not suspended: 'den up' starts it.", st)
+		return nil
+	}
+	if freeze {
+		e.UI.Say(name, "Suspending machine...")
+		if err := e.Provider.Freeze(ctx, rec.Container); err != nil {
+			return err
+		}
+		e.UI.Say(name, "Machine suspended. 'den resume' wakes it up.")
 		return nil
 	}
 	e.UI.Say(name, "Resuming suspended machine...")
 	if err := e.Provider.Unfreeze(ctx, rec.Container); err != nil {
-		return err
+		return fmt.Errorf("resume: %w", err)
 	}
 	client, err := e.waitSSH(ctx, m, rec)
 	if err != nil {
