@@ -31,8 +31,8 @@ type BuildOptions struct {
 	Log      func(line string) // progress lines such as debootstrap's "I: Retrieving ..."; may be nil; one call at a time
 }
 
-// buildDefaultMirror is the mirror used when BuildOptions.Mirror is empty.
-const buildDefaultMirror = "http://deb.debian.org/debian"
+// DefaultMirror is Debian's mirror, used when BuildOptions.Mirror is empty.
+const DefaultMirror = "http://deb.debian.org/debian"
 
 // buildDefaultUser is the login user when BuildOptions.User is empty.
 const buildDefaultUser = "den"
@@ -91,14 +91,18 @@ var (
 )
 
 // KnownBuild returns the recipe for a box name that BuildRootfs can make,
-// such as "debian/bookworm" or "debian/trixie"; only Suite is set, the rest
-// takes BuildRootfs's defaults.
+// such as "debian/bookworm" or "debian/trixie": the suite and Debian's
+// mirror (or $DEN_MIRROR); the rest takes BuildRootfs's defaults.
 func KnownBuild(name string) (BuildOptions, bool) {
 	suite, ok := buildKnown[name]
 	if !ok {
 		return BuildOptions{}, false
 	}
-	return BuildOptions{Suite: suite}, true
+	mirror := os.Getenv("DEN_MIRROR")
+	if mirror == "" {
+		mirror = DefaultMirror
+	}
+	return BuildOptions{Suite: suite, Mirror: mirror}, true
 }
 
 // BuildRecipeHash returns the sha256 (hex) of everything in den that decides
@@ -152,7 +156,7 @@ func BuildRootfs(ctx context.Context, dir string, opts BuildOptions) error {
 // buildDefaults fills the empty fields of opts and checks the rest.
 func buildDefaults(opts BuildOptions) (BuildOptions, error) {
 	if opts.Mirror == "" {
-		opts.Mirror = buildDefaultMirror
+		opts.Mirror = DefaultMirror
 	}
 	if opts.User == "" {
 		opts.User = buildDefaultUser
@@ -179,7 +183,7 @@ func buildDefaults(opts BuildOptions) (BuildOptions, error) {
 		return opts, fmt.Errorf("invalid user name %q: want lowercase letters, digits, '_' or '-'", opts.User)
 	}
 	if !buildNoSpaceRE.MatchString(opts.Mirror) || strings.HasPrefix(opts.Mirror, "-") {
-		return opts, fmt.Errorf("invalid mirror %q: want a URL such as %q", opts.Mirror, buildDefaultMirror)
+		return opts, fmt.Errorf("invalid mirror %q: want a URL such as %q", opts.Mirror, DefaultMirror)
 	}
 	return opts, nil
 }
@@ -407,7 +411,7 @@ func buildSources(root *os.Root, opts BuildOptions) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "deb %s %s main\n", opts.Mirror, opts.Suite)
 	fmt.Fprintf(&b, "deb %s %s-updates main\n", opts.Mirror, opts.Suite)
-	if opts.Mirror == buildDefaultMirror {
+	if opts.Mirror == DefaultMirror {
 		fmt.Fprintf(&b, "deb http://deb.debian.org/debian-security %s-security main\n", opts.Suite)
 	}
 	return buildWrite(root, "etc/apt/sources.list", []byte(b.String()), 0o644)

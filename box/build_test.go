@@ -99,7 +99,7 @@ func TestBuildDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Mirror != buildDefaultMirror || got.User != "den" || got.Arch != "amd64" {
+	if got.Mirror != DefaultMirror || got.User != "den" || got.Arch != "amd64" {
 		t.Errorf("defaults = %+v", got)
 	}
 	host, err := buildDefaults(BuildOptions{Suite: "trixie"})
@@ -238,7 +238,7 @@ func buildFakeRoot(t *testing.T) string {
 
 func TestBuildConfigure(t *testing.T) {
 	dir := buildFakeRoot(t)
-	opts := BuildOptions{Suite: "bookworm", Arch: "amd64", Mirror: buildDefaultMirror, User: "den"}
+	opts := BuildOptions{Suite: "bookworm", Arch: "amd64", Mirror: DefaultMirror, User: "den"}
 	if err := buildConfigure(dir, opts); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/fetch"
+	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/layout"
 	"github.com/den-dev/den/internal/machine"
@@ -210,7 +211,7 @@ func buildBox(ctx context.Context, u *ui.UI, s *box.Store, name string, opts box
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp) // den's own temp folder under the store
+	defer fsutil.RemoveTree(tmp) // den's own temp folder under the store; never crosses a mount
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return nil, err

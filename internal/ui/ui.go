@@ -129,7 +129,7 @@ func (l *lineWriter) flush(b *bytes.Buffer) error {
 }
 
 // Progress reports the advance of one long step. On a terminal it redraws
-// one line; otherwise it prints a plain line at most every few seconds.
+// one line every 100 ms; otherwise it prints a plain line every 5 seconds.
 type Progress struct {
 	u     *UI
 	name  string
@@ -143,7 +143,10 @@ type Progress struct {
 // Progress starts a progress report for name's step what; total is the
 // expected amount (bytes), or 0 when unknown.
 func (u *UI) Progress(name, what string, total int64) *Progress {
-	return &Progress{u: u, name: name, what: what, total: total, start: time.Now()}
+	now := time.Now()
+	// The first report comes after one interval: a step that ends sooner
+	// prints no progress at all (its own lines say it began and ended).
+	return &Progress{u: u, name: name, what: what, total: total, start: now, last: now}
 }
 
 // Update reports done units so far, or a line of text when line != "".

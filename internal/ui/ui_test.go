@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestSayIndentsContinuation(t *testing.T) {
@@ -23,13 +24,19 @@ func TestProgressPlainWithoutTTY(t *testing.T) {
 	var out bytes.Buffer
 	u := &UI{Out: &out, Err: &out}
 	p := u.Progress("box", "Unpacking", 100)
+	p.Update(10, "")
+	if out.Len() != 0 {
+		t.Fatalf("progress printed before its first interval: %q", out.String())
+	}
+	p.last = time.Now().Add(-6 * time.Second) // five seconds went by
 	p.Update(50, "")
+	p.Update(60, "") // too soon after the last line
 	p.Done()
 	if bytes.ContainsAny(out.Bytes(), "\r\033") {
 		t.Fatalf("non-TTY progress wrote control characters: %q", out.String())
 	}
-	if !bytes.Contains(out.Bytes(), []byte("50.0%")) {
-		t.Fatalf("progress line missing: %q", out.String())
+	if !bytes.Contains(out.Bytes(), []byte("50.0%")) || bytes.Contains(out.Bytes(), []byte("60.0%")) {
+		t.Fatalf("want one progress line at 50%%: %q", out.String())
 	}
 }
 
