@@ -28,7 +28,7 @@ import (
 var version = "dev"
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                      "den",
 		Usage:                     "disposable development machines in LXC containers, from a den.hcl",
 		Version:                   version,
@@ -69,6 +69,24 @@ func newApp() *cli.App {
 			versionCommand,
 			forwardCommand,
 		},
+	}
+	for _, c := range app.Commands {
+		quietUsageErrors(c)
+	}
+	app.OnUsageError = func(cliCtx *cli.Context, err error, _ bool) error {
+		return usageError{fmt.Errorf("%w (see 'den --help')", err)}
+	}
+	return app
+}
+
+// quietUsageErrors makes a wrong flag an error that names the command's
+// help, instead of urfave/cli printing the whole help before den's error.
+func quietUsageErrors(c *cli.Command) {
+	c.OnUsageError = func(cliCtx *cli.Context, err error, _ bool) error {
+		return usageError{fmt.Errorf("%w (see 'den %s --help')", err, commandPath(cliCtx))}
+	}
+	for _, sub := range c.Subcommands {
+		quietUsageErrors(sub)
 	}
 }
 

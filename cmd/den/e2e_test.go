@@ -40,17 +40,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setupE2E builds den and adds the test box into a fresh DEN_HOME.
+// setupE2E builds den (the CLI tests run it too) and, when the real parts
+// are there, adds the test box into a fresh DEN_HOME.
 func setupE2E() (func(), error) {
-	switch {
-	case os.Geteuid() != 0:
-		e2e.reason = "not root"
-	case os.Getenv("DEN_TEST_BOX") == "":
-		e2e.reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
-	}
-	if e2e.reason != "" {
-		return func() {}, nil
-	}
 	dir, err := os.MkdirTemp("/var/tmp", "den-e2e-")
 	if err != nil {
 		return nil, err
@@ -75,6 +67,15 @@ func setupE2E() (func(), error) {
 	if err := build.Run(); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("go build: %w", err)
+	}
+	switch {
+	case os.Geteuid() != 0:
+		e2e.reason = "not root"
+	case os.Getenv("DEN_TEST_BOX") == "":
+		e2e.reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
+	}
+	if e2e.reason != "" {
+		return cleanup, nil
 	}
 	add := exec.Command(e2e.bin, "box", "add", "debian/bookworm", os.Getenv("DEN_TEST_BOX"))
 	add.Env = append(os.Environ(), "DEN_HOME="+e2e.home)

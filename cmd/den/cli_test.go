@@ -1,0 +1,105 @@
+package main
+
+// CLI tests: the real den binary (built by TestMain) on project files,
+// without containers. They check what a person sees: messages, locations,
+// exit statuses.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// projectDir makes a folder holding den.hcl with the given text.
+func projectDir(t *testing.T, hcl string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if hcl != "" {
+		if err := os.WriteFile(filepath.Join(dir, "den.hcl"), []byte(hcl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestCLIInit(t *testing.T) {
+	dir := projectDir(t, "")
+	r := den(t, dir, "", "init")
+	if r.code != 0 {
+		t.Fatalf("init: %d %s", r.code, r.err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "den.hcl"))
+	if err != nil || !strings.Contains(string(b), `box = "debian/bookworm"`) {
+		t.Fatalf("den.hcl written by init: %v\n%s", err, b)
+	}
+	// The template is a valid project file as it is.
+	if r := den(t, dir, "", "validate"); r.code != 0 || !strings.Contains(r.out, "den.hcl is valid: 1 machine(s)") {
+		t.Errorf("validate of init's file: %d %q %q", r.code, r.out, r.err)
+	}
+	// A second init never overwrites.
+	os.WriteFile(filepath.Join(dir, "den.hcl"), []byte("# mine\nbox = \"x/y\"\n"), 0o644)
+	if r := den(t, dir, "", "init", "other/box"); r.code != 1 || !strings.Contains(r.err, "already exists") {
+		t.Errorf("second init: %d %q", r.code, r.err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "den.hcl")); string(b) != "# mine\nbox = \"x/y\"\n" {
+		t.Errorf("init changed an existing den.hcl: %q", b)
+	}
+	// init BOX names the box.
+	other := projectDir(t, "")
+	den(t, other, "", "init", "acme/base")
+	if b, _ := os.ReadFile(filepath.Join(other, "den.hcl")); !strings.Contains(string(b), `box = "acme/base"`) {
+		t.Errorf("init acme/base wrote:\n%s", b)
+	}
+}
+
+func TestCLIValidateErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, hcl string
+		args      []string
+		code      int
+		want      []string
+	}{
+		{"unknown key, with the line and a caret", "box    = \"debian/bookworm\"\nmemroy = \"1G\"\n", nil, 1,
+			[]string{"den.hcl:2:1: error: Unsupported argument", "   2 | memroy = \"1G\"", "     | ^~~~~~", `Did you mean "memory"?`}},
+		{"bad size", "box = \"debian/bookworm\"\nmemory = \"lots\"\n", nil, 1, []string{"den.hcl:2:10: error"}},
+		{"syntax", "box = \"debian/bookworm\"\nmachine \"web\" {\n", nil, 1, []string{"den.hcl:2:"}},
+		{"unknown machine", "box = \"debian/bookworm\"\nmachine \"web\" {}\n", []string{"db"}, 2, []string{`no machine "db"`, "machines: web"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := projectDir(t, tc.hcl)
+			r := den(t, dir, "", append([]string{"validate"}, tc.args...)...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d", r.code, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.err, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.err)
+				}
+			}
+		})
+	}
+}
+
+func TestCLIFindsProjectAndUsage(t *testing.T) {
+	dir := projectDir(t, "box = \"debian/bookworm\"\n")
+	sub := filepath.Join(dir, "src", "deep")
+	os.MkdirAll(sub, 0o755)
+	if r := den(t, sub, "", "validate"); r.code != 0 {
+		t.Errorf("validate from a subfolder: %d %q", r.code, r.err)
+	}
+	empty := projectDir(t, "")
+	if r := den(t, empty, "", "status"); r.code != 1 || !strings.Contains(r.err, "no den.hcl") || !strings.Contains(r.err, "den init") {
+		t.Errorf("status without den.hcl: %d %q", r.code, r.err)
+	}
+	if r := den(t, dir, "", "ssh", "a", "b"); r.code != 2 || !strings.Contains(r.err, "usage: den ssh [MACHINE]") {
+		t.Errorf("ssh with two machines: %d %q", r.code, r.err)
+	}
+	if r := den(t, dir, "", "halt", "--bogus"); r.code != 2 || r.err != "den: error: flag provided but not defined: -bogus (see 'den halt --help')\n" {
+		t.Errorf("unknown flag: %d %q", r.code, r.err)
+	}
+	// Flags after arguments work, as in Vagrant.
+	if r := den(t, dir, "", "status", "default", "--json"); r.code != 0 || !strings.Contains(r.out, `"state": "not created"`) {
+		t.Errorf("flag after an argument: %d %q %q", r.code, r.out, r.err)
+	}
+}
