@@ -349,3 +349,12 @@ func TestAddRecordsCatalog(t *testing.T) {
 		t.Errorf("info = %+v", b.Info)
 	}
 }
+
+func TestLoginUser(t *testing.T) {
+	if got := (Metadata{Provider: "lxc", Version: "3"}).LoginUser(); got != "vagrant" {
+		t.Errorf("a vagrant-lxc box's login user is %q, want vagrant", got)
+	}
+	if got := (Metadata{Den: &DenMetadata{User: "dev"}}).LoginUser(); got != "dev" {
+		t.Errorf("den's login user field gives %q", got)
+	}
+}

@@ -90,6 +90,15 @@ func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error 
 		return err
 	}
 	sshDir := path.Join(home, ".ssh")
+	// A box is untrusted: its ~/.ssh may be a symlink (to /root/.ssh, say).
+	// The machine gets a real folder in its own layer instead; den never
+	// writes through the link.
+	if fi, err := root.Lstat(sshDir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		warn("the box's /%s is a symlink; den makes it a folder in this machine", sshDir)
+		if err := root.Remove(sshDir); err != nil {
+			return fmt.Errorf("replace the symlink /%s in the machine: %w", sshDir, err)
+		}
+	}
 	if err := mkdirGuest(root, sshDir, 0o700, uid, gid); err != nil {
 		return err
 	}

@@ -196,3 +196,51 @@ func TestMACFor(t *testing.T) {
 		t.Errorf("MACFor = %s", got)
 	}
 }
+
+// TestPrepareGuestVagrantBox: a vagrant-lxc box's vagrant user is the login
+// user, and its authorized_keys (Vagrant's insecure key) is replaced by the
+// machine's own key before the first boot; a symlinked .ssh cannot lead
+// den's write elsewhere.
+func TestPrepareGuestVagrantBox(t *testing.T) {
+	const insecure = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr vagrant insecure public key\n"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+	}{
+		{"insecure key replaced", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "home/vagrant/.ssh/authorized_keys"), insecure, 0o600)
+		}},
+		{".ssh is a symlink to root's", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "root/.ssh/authorized_keys"), "root's own\n", 0o600)
+			os.MkdirAll(filepath.Join(dir, "home/vagrant"), 0o755)
+			if err := os.Symlink("/root/.ssh", filepath.Join(dir, "home/vagrant/.ssh")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nvagrant:x:1000:1000::/home/vagrant:/bin/bash\n", 0o644)
+			writeFile(t, filepath.Join(dir, "etc/group"), "root:x:0:\nvagrant:x:1000:\n", 0o644)
+			writeFile(t, filepath.Join(dir, "etc/ssh/ssh_host_rsa_key"), "box key", 0o600)
+			tc.setup(t, dir)
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			err = prepareGuest(root, guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("ssh-ed25519 AAAA den default\n"),
+				HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "home/vagrant/.ssh/authorized_keys"))
+			if err != nil || string(b) != "ssh-ed25519 AAAA den default\n" {
+				t.Errorf("vagrant's authorized_keys: %q %v", b, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "root/.ssh/authorized_keys")); err == nil && string(b) != "root's own\n" {
+				t.Errorf("root's authorized_keys was changed through a symlink: %q", b)
+			}
+		})
+	}
+}
