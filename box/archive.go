@@ -17,6 +17,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
+
+	"github.com/den-dev/den/internal/fsutil"
 )
 
 // Compression names a stream compression a box file or rootfs archive uses.
@@ -625,34 +627,22 @@ func writeTree(w io.Writer, dir, prefix string) error {
 // readXattrs puts the allowed extended attributes of the file at p (not
 // followed) into hdr's PAX records.
 func readXattrs(p string, hdr *tar.Header) error {
-	sz, err := unix.Llistxattr(p, nil)
-	if err != nil || sz == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
-		return err
-	}
-	buf := make([]byte, sz)
-	sz, err = unix.Llistxattr(p, buf)
+	names, err := fsutil.XattrNames(p)
 	if err != nil {
 		return err
 	}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
+	for _, name := range names {
 		if !allowedXattr(name) {
 			continue
 		}
-		vsz, err := unix.Lgetxattr(p, name, nil)
+		val, err := fsutil.Xattr(p, name)
 		if err != nil {
-			return err
-		}
-		val := make([]byte, vsz)
-		if vsz, err = unix.Lgetxattr(p, name, val); err != nil {
 			return err
 		}
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = map[string]string{}
 		}
-		hdr.PAXRecords[xattrPrefix+name] = string(val[:vsz])
+		hdr.PAXRecords[xattrPrefix+name] = string(val)
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -172,7 +171,7 @@ func (s *Store) Get(name, version string) (*Box, error) {
 	if version != "" {
 		b, err := s.read(name, version)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("box %q version %q: %w (installed: %s)", name, version, ErrNotInstalled, s.versionList(name))
+			return nil, fmt.Errorf("box %q version %q: %w (installed: %s)", name, version, ErrNotInstalled, s.VersionList(name))
 		}
 		return b, err
 	}
@@ -186,7 +185,9 @@ func (s *Store) Get(name, version string) (*Box, error) {
 	return boxes[len(boxes)-1], nil
 }
 
-func (s *Store) versionList(name string) string {
+// VersionList is the installed versions of name, oldest first ("none"),
+// for messages.
+func (s *Store) VersionList(name string) string {
 	boxes, _ := s.Versions(name)
 	if len(boxes) == 0 {
 		return "none"
@@ -334,44 +335,15 @@ func (s *Store) TempDir() (string, error) {
 }
 
 // tempName returns an unused path in the temp area, named after this
-// process, and sweeps folders of dead processes.
+// process, and sweeps folders of dead processes (an add or build that was
+// killed), so an interrupted add leaves nothing for long.
 func (s *Store) tempName(what string) (string, error) {
 	tmp := filepath.Join(s.dir, tmpDir)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", fmt.Errorf("box store: %w", err)
 	}
-	s.sweep()
-	for i := 0; ; i++ {
-		p := filepath.Join(tmp, fmt.Sprintf("%s-%d-%d-%d", what, os.Getpid(), time.Now().UnixNano(), i))
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			return p, nil
-		}
-	}
-}
-
-// sweep removes temp folders whose process is gone (an add or build that
-// was killed), so an interrupted add leaves nothing for long.
-func (s *Store) sweep() {
-	entries, err := os.ReadDir(filepath.Join(s.dir, tmpDir))
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		f := strings.Split(e.Name(), "-")
-		if len(f) < 3 {
-			continue
-		}
-		pid, err := strconv.Atoi(f[1])
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		fsutil.RemoveTree(filepath.Join(s.dir, tmpDir, e.Name()))
-	}
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	fsutil.SweepDead(tmp, "")
+	return fsutil.TempName(tmp, what+"-"), nil
 }
 
 // install renames the finished version folder tmp (holding lxc/) into place

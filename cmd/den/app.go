@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -133,7 +134,7 @@ func report(w io.Writer, err error) int {
 		return pe.Status
 	}
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "flag provided but not defined") {
+	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
@@ -236,6 +237,13 @@ func machineNames(p *config.Project) string {
 		names[i] = m.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// printJSON writes v to stdout as indented JSON (the --json output).
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

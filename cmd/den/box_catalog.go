@@ -419,20 +419,6 @@ func newestInstalled(s *box.Store, name string, cs fetch.Constraints) (*box.Box,
 	return nil, nil
 }
 
-// versionList is the installed versions of name, oldest first, for
-// messages.
-func versionList(s *box.Store, name string) string {
-	boxes, _ := s.Versions(name)
-	if len(boxes) == 0 {
-		return "none"
-	}
-	vs := make([]string, len(boxes))
-	for i, b := range boxes {
-		vs[i] = b.Version
-	}
-	return strings.Join(vs, ", ")
-}
-
 // boxCatalog returns the catalog recorded for an installed box: the newest
 // version's that has one.
 func boxCatalog(s *box.Store, name string) (catalog string, newest *box.Box, err error) {

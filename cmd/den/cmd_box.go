@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,9 +98,7 @@ var boxListCommand = &cli.Command{
 			rows = append(rows, boxRow{Name: b.Name, Version: b.Version, Size: size, Created: b.Created, User: b.Meta.LoginUser(), Path: b.Dir})
 		}
 		if cliCtx.Bool("json") {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rows)
+			return printJSON(rows)
 		}
 		if len(rows) == 0 {
 			fmt.Println("There are no installed boxes. Use 'den box build debian/bookworm' or 'den box add'.")
@@ -290,7 +287,7 @@ func ensureBox(ctx context.Context, env *machine.Env, m *config.Machine) (*box.B
 		_, err := env.Store.Get(m.Box, "")
 		return nil, boxMissing(m, err)
 	}
-	err = fmt.Errorf("box %q has no installed version matching box_version %q (installed: %s); add one with 'den box add URL --box-version %q', or set box_url in den.hcl", m.Box, cs.String(), versionList(env.Store, m.Box), cs.String())
+	err = fmt.Errorf("box %q has no installed version matching box_version %q (installed: %s); add one with 'den box add URL --box-version %q', or set box_url in den.hcl", m.Box, cs.String(), env.Store.VersionList(m.Box), cs.String())
 	if known {
 		err = fmt.Errorf("%w ('den box build %s' would make version %s, which does not match)", err, m.Box, fresh)
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -49,9 +47,7 @@ var boxOutdatedCommand = &cli.Command{
 			return err
 		}
 		if cliCtx.Bool("json") {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(rows); err != nil {
+			if err := printJSON(rows); err != nil {
 				return err
 			}
 		} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -56,9 +55,7 @@ var globalStatusCommand = &cli.Command{
 			}
 		}
 		if cliCtx.Bool("json") {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(all)
+			return printJSON(all)
 		}
 		printGlobal(all, env.Home.Path(), cliCtx.Bool("prune"))
 		return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -224,9 +223,7 @@ var statusCommand = &cli.Command{
 			all = append(all, s)
 		}
 		if cliCtx.Bool("json") {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(all)
+			return printJSON(all)
 		}
 		fmt.Println("Current machine states:")
 		fmt.Println()

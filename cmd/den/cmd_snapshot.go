@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -169,9 +168,7 @@ var snapshotListCommand = &cli.Command{
 			}
 		}
 		if cliCtx.Bool("json") {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rows)
+			return printJSON(rows)
 		}
 		printSnapshots(env.UI, p, rows, empty)
 		return nil

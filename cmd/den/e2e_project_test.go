@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/den-dev/den/internal/host"
 )
 
 // twoMachines is a project of two machines with every kind of provisioner:
@@ -127,8 +129,8 @@ func TestE2EProvisionTwoMachines(t *testing.T) {
 			t.Errorf("%s memory limit %s, want %d", tc.name, got, tc.mem)
 		}
 		set := cgroupValue(t, containers[tc.name], "cpuset", "cpuset.cpus", "cpuset.cpus.effective")
-		if n := cpuCountOf(set); n != tc.cpus {
-			t.Errorf("%s cpuset %q has %d CPUs, want %d", tc.name, set, n, tc.cpus)
+		if cpus, _ := host.ParseCPUList(set); len(cpus) != tc.cpus {
+			t.Errorf("%s cpuset %q has %d CPUs, want %d", tc.name, set, len(cpus), tc.cpus)
 		}
 		if got := strings.TrimSpace(mustDen(t, dir, "ssh", tc.name, "-c", "nproc")); got != strconv.Itoa(tc.cpus) {
 			t.Errorf("nproc in %s = %s, want %d", tc.name, got, tc.cpus)
@@ -172,22 +174,4 @@ func TestE2EProvisionTwoMachines(t *testing.T) {
 	if r := den(t, dir, "", "ssh"); r.code != 2 || !strings.Contains(r.err, "several machines") {
 		t.Errorf("ssh without a machine name: exit %d, %q", r.code, r.err)
 	}
-}
-
-// cpuCountOf counts the CPUs of a cpuset list such as "0-2,5".
-func cpuCountOf(set string) int {
-	n := 0
-	for _, part := range strings.Split(set, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			continue
-		}
-		b := a
-		if isRange {
-			b, _ = strconv.Atoi(hi)
-		}
-		n += b - a + 1
-	}
-	return n
 }

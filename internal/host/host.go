@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -144,4 +145,27 @@ func BridgePrefix(name string) (*net.IPNet, error) {
 		}
 	}
 	return nil, fmt.Errorf("bridge %q has no IPv4 address: den gives machines addresses in the bridge's subnet (lxc-net sets 10.0.3.1/24): %w", name, ErrNoBridge)
+}
+
+// ParseCPUList reads a kernel CPU list such as "0-2,5" (sysfs online
+// CPUs, a cpuset) into the CPU numbers it names.
+func ParseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("cpu list %q: %w", s, err)
+			}
+		}
+		for i := a; i <= b; i++ {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpus, nil
 }

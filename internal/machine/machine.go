@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -91,6 +90,17 @@ type Status struct {
 	Address   string `json:"address,omitempty"`
 	Container string `json:"container,omitempty"`
 	Box       string `json:"box"`
+}
+
+// current reads the machine's record and its state from the provider; a
+// machine that was never created has a nil record and state NotCreated.
+func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.State, error) {
+	rec, err := m.Record()
+	if err != nil || rec == nil {
+		return nil, provider.NotCreated, err
+	}
+	st, err := e.Provider.State(ctx, rec.Container)
+	return rec, st, err
 }
 
 // Status reads the machine's state without starting or contacting it.
@@ -524,27 +534,10 @@ func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record) {
 	if m.Config.Memory > 0 && info.MemoryLimit != m.Config.Memory {
 		e.UI.Warn(name, "memory limit in force is %d bytes, den.hcl asks for %d (see %s)", info.MemoryLimit, m.Config.Memory, info.LogFile)
 	}
-	if n := cpuCount(info.CPUs); m.Config.CPUs > 0 && n != m.Config.CPUs {
+	cpus, _ := host.ParseCPUList(strings.TrimSpace(info.CPUs))
+	if n := len(cpus); m.Config.CPUs > 0 && n != m.Config.CPUs {
 		e.UI.Warn(name, "the machine has %d CPUs (cpuset %q), den.hcl asks for %d (see %s)", n, info.CPUs, m.Config.CPUs, info.LogFile)
 	}
-}
-
-// cpuCount counts the CPUs of a cpuset list such as "0-2,5".
-func cpuCount(set string) int {
-	n := 0
-	for part := range strings.SplitSeq(strings.TrimSpace(set), ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := strconv.Atoi(hi)
-		switch {
-		case part == "" || err1 != nil:
-		case !isRange:
-			n++
-		case err2 == nil && b >= a:
-			n += b - a + 1
-		}
-	}
-	return n
 }
 
 // Target returns the pinned ssh target of the machine.

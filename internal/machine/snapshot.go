@@ -37,15 +37,9 @@ func (e *Env) snapshotter() (provider.Snapshotter, error) {
 // createdRecord returns the record of a created machine, or an error that
 // says what to run.
 func (e *Env) createdRecord(ctx context.Context, m *Machine, what string) (*Record, provider.State, error) {
-	rec, err := m.Record()
+	rec, st, err := e.current(ctx, m)
 	if err != nil {
 		return nil, provider.Unknown, err
-	}
-	st := provider.NotCreated
-	if rec != nil {
-		if st, err = e.Provider.State(ctx, rec.Container); err != nil {
-			return nil, provider.Unknown, err
-		}
 	}
 	if st == provider.NotCreated {
 		return nil, st, fmt.Errorf("machine %q is not created: nothing to %s (run 'den up %s' first)", m.Name(), what, m.Name())

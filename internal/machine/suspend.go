@@ -7,17 +7,6 @@ import (
 	"github.com/den-dev/den/provider"
 )
 
-// current reads the machine's record and its state from the provider; a
-// machine that was never created has a nil record and state NotCreated.
-func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.State, error) {
-	rec, err := m.Record()
-	if err != nil || rec == nil {
-		return nil, provider.NotCreated, err
-	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	return rec, st, err
-}
-
 // Suspend freezes a running machine with the freezer cgroup: every process
 // stops where it is and keeps its memory until Resume. A suspended machine
 // refuses ssh (it could not answer) and up; halt and destroy thaw it first.

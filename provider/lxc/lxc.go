@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,35 +118,87 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 // the merged tree (copy-up keeps every parent's mode and owner), then
 // unmounts it. Nothing stays mounted under the machine's folder.
 func (p *Provider) prepare(ctx context.Context, spec *provider.Spec) error {
-	dir := p.dir(spec.Name)
-	target := filepath.Join(dir, "prep")
-	work := filepath.Join(dir, "prepwork")
-	for _, d := range []string{target, work} {
+	err := p.withOverlay(filepath.Join(p.dir(spec.Name), "prep"), []string{spec.Rootfs}, p.upper(spec.Name), func(merged string) error {
+		root, err := os.OpenRoot(merged)
+		if err != nil {
+			return err
+		}
+		defer root.Close()
+		return spec.Prepare(ctx, root)
+	})
+	if err != nil {
+		return fmt.Errorf("prepare machine %q: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// withOverlay mounts an overlay of lowers (top first) under upper at
+// dir/merged, calls fn with that path, then unmounts and deletes dir, also
+// when fn fails. With upper "", a scratch layer dir/upper takes fn's
+// writes (it gets the top lower's mode and owner, which the merged root
+// shows) and goes with dir. A dir a killed den left is cleared first, so
+// nothing stays mounted under a machine's folder.
+func (p *Provider) withOverlay(dir string, lowers []string, upper string, fn func(merged string) error) (err error) {
+	for _, d := range append([]string{upper}, lowers...) {
+		if strings.ContainsAny(d, ",:\n") {
+			return fmt.Errorf("path %q contains ',' or ':', which overlay mounts cannot take", d)
+		}
+	}
+	if err := dropOverlay(dir); err != nil {
+		return err
+	}
+	work, merged := filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	folders := []string{dir, work, merged}
+	scratch := upper == ""
+	if scratch {
+		upper = filepath.Join(dir, "upper")
+		folders = append(folders, upper)
+	}
+	for _, d := range folders {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return err
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", spec.Rootfs, p.upper(spec.Name), work)
-	if err := unix.Mount("overlay", target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount the machine's overlay to prepare it: %w", err)
-	}
-	root, err := os.OpenRoot(target)
-	if err == nil {
-		err = spec.Prepare(ctx, root)
-		root.Close()
-	}
-	if uerr := unix.Unmount(target, 0); uerr != nil {
-		if uerr2 := unix.Unmount(target, unix.MNT_DETACH); uerr2 != nil && err == nil {
-			err = fmt.Errorf("unmount %s: %w", target, uerr)
+	defer func() {
+		if derr := dropOverlay(dir); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	if scratch {
+		var st unix.Stat_t
+		if err := unix.Stat(lowers[0], &st); err != nil {
+			return err
+		}
+		if err := os.Chown(upper, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if err := os.Chmod(upper, os.FileMode(st.Mode&0o777)); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("prepare machine %q: %w", spec.Name, err)
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
+	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount the machine's overlay: %w", err)
 	}
-	if err := fsutil.RemoveTree(target); err != nil {
+	return fn(merged)
+}
+
+// dropOverlay unmounts whatever is mounted in dir, deepest first, and
+// deletes dir. It never deletes while something stays mounted there.
+func dropOverlay(dir string) error {
+	mounts, err := fsutil.MountsUnder(dir)
+	if err != nil {
 		return err
 	}
-	return fsutil.RemoveTree(work)
+	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m, 0); err != nil {
+			if err2 := unix.Unmount(m, unix.MNT_DETACH); err2 != nil {
+				return fmt.Errorf("unmount %s: %w", m, err)
+			}
+		}
+	}
+	return fsutil.RemoveTree(dir)
 }
 
 // setItem sets one config key, naming it in the error.
@@ -283,7 +336,7 @@ func cpuset(n int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read online CPUs: %w", err)
 	}
-	cpus, err := parseCPUList(strings.TrimSpace(string(b)))
+	cpus, err := host.ParseCPUList(strings.TrimSpace(string(b)))
 	if err != nil {
 		return "", err
 	}
@@ -295,27 +348,6 @@ func cpuset(n int) (string, error) {
 		parts[i] = strconv.Itoa(cpus[i])
 	}
 	return strings.Join(parts, ","), nil
-}
-
-func parseCPUList(s string) ([]int, error) {
-	var cpus []int
-	for part := range strings.SplitSeq(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return nil, fmt.Errorf("cpu list %q: %w", s, err)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil {
-				return nil, fmt.Errorf("cpu list %q: %w", s, err)
-			}
-		}
-		for i := a; i <= b; i++ {
-			cpus = append(cpus, i)
-		}
-	}
-	return cpus, nil
 }
 
 // boxKeys are the only LXC keys a box's lxc-config may set: none of them

@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	golxc "github.com/lxc/go-lxc"
@@ -155,39 +153,17 @@ func (p *Provider) putSnapshot(tmp, final string, replace bool) error {
 // snapshotTemp makes a new work folder in snapshots/, named after this
 // process so a later run can tell a dead one's leftovers.
 func (p *Provider) snapshotTemp(name string) (string, error) {
-	for i := 0; ; i++ {
-		tmp := filepath.Join(p.snapshots(name), fmt.Sprintf("%s%d-%d-%d", tmpPrefix, os.Getpid(), time.Now().UnixNano(), i))
-		err := os.Mkdir(tmp, 0o700)
-		if err == nil {
-			return tmp, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("create snapshot work folder: %w", err)
-		}
+	tmp := fsutil.TempName(p.snapshots(name), tmpPrefix)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return "", fmt.Errorf("create snapshot work folder: %w", err)
 	}
+	return tmp, nil
 }
 
 // sweepSnapshots removes what an interrupted save, delete or restore left:
-// work folders of processes that are gone, and delta0.restore.
+// work folders of processes that are gone.
 func (p *Provider) sweepSnapshots(name string) {
-	entries, _ := os.ReadDir(p.snapshots(name))
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
-		if !ok {
-			continue
-		}
-		pidStr, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() || alive(pid) {
-			continue
-		}
-		fsutil.RemoveTree(filepath.Join(p.snapshots(name), e.Name()))
-	}
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	fsutil.SweepDead(p.snapshots(name), tmpPrefix)
 }
 
 // RestoreSnapshot copies snapshot snap to delta0.restore beside the
@@ -295,7 +271,7 @@ func (p *Provider) DeleteSnapshot(ctx context.Context, name, snap string) error 
 // export/merged in the machine's folder, and calls fn with that path. The
 // scratch layer takes fn's changes and is deleted afterwards; the machine's
 // own layer is never written.
-func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs string) error) (err error) {
+func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs string) error) error {
 	if !p.exists(name) {
 		return fmt.Errorf("container %q does not exist", name)
 	}
@@ -310,63 +286,7 @@ func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs
 	if err != nil {
 		return err
 	}
-	up := p.upper(name)
-	for _, d := range []string{lower, up} {
-		if strings.ContainsAny(d, ",:\n") {
-			return fmt.Errorf("path %q contains ',' or ':', which overlay mounts cannot take", d)
-		}
-	}
-	exp := filepath.Join(p.dir(name), "export")
-	if err := p.dropExport(exp); err != nil {
-		return err
-	}
-	scratch, work, merged := filepath.Join(exp, "upper"), filepath.Join(exp, "work"), filepath.Join(exp, "merged")
-	for _, d := range []string{exp, scratch, work, merged} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return fmt.Errorf("create export folder: %w", err)
-		}
-	}
-	defer func() {
-		if derr := p.dropExport(exp); derr != nil && err == nil {
-			err = derr
-		}
-	}()
-	// The merged root shows the top layer's mode and owner: give the
-	// scratch layer's root those of the machine's.
-	var rootSt unix.Stat_t
-	if err := unix.Stat(up, &rootSt); err != nil {
-		return err
-	}
-	if err := os.Chown(scratch, int(rootSt.Uid), int(rootSt.Gid)); err != nil {
-		return err
-	}
-	if err := os.Chmod(scratch, os.FileMode(rootSt.Mode&0o777)); err != nil {
-		return err
-	}
-	opts := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s", up, lower, scratch, work)
-	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount the machine's filesystem to export it: %w", err)
-	}
-	return fn(merged)
-}
-
-// dropExport unmounts and deletes an export folder (also one a killed den
-// left behind). It never deletes while something stays mounted there.
-func (p *Provider) dropExport(exp string) error {
-	mounts, err := fsutil.MountsUnder(exp)
-	if err != nil {
-		return err
-	}
-	// Deepest first.
-	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
-	for _, m := range mounts {
-		if err := unix.Unmount(m, 0); err != nil {
-			if err2 := unix.Unmount(m, unix.MNT_DETACH); err2 != nil {
-				return fmt.Errorf("unmount %s: %w", m, err)
-			}
-		}
-	}
-	return fsutil.RemoveTree(exp)
+	return p.withOverlay(filepath.Join(p.dir(name), "export"), []string{p.upper(name), lower}, "", fn)
 }
 
 // boxRootfs reads the box's rootfs (the overlay's lower layer) from the
