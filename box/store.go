@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/den-dev/den/internal/fetch"
 	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/version"
 )
 
 // Store is the box store: DEN_HOME/boxes/NAME/VERSION/lxc/, with "/" in a
@@ -219,7 +219,7 @@ func (s *Store) Versions(name string) ([]*Box, error) {
 		}
 		out = append(out, b)
 	}
-	slices.SortFunc(out, func(a, b *Box) int { return compareVersions(a.Version, b.Version) })
+	slices.SortFunc(out, func(a, b *Box) int { return version.Order(a.Version, b.Version) })
 	return out, nil
 }
 
@@ -458,25 +458,4 @@ func diskUsage(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
-}
-
-// compareVersions orders installed box versions as Vagrant does, by
-// fetch.Compare (RubyGems rules: "1.10" > "1.9", "1.0.beta1" < "1.0").
-// Versions fetch cannot parse sort before those it can, in plain string
-// order; equal versions written differently ("1.0", "1.0.0") fall back to
-// string order too, so the order is total.
-func compareVersions(a, b string) int {
-	va, ea := fetch.ParseVersion(a)
-	vb, eb := fetch.ParseVersion(b)
-	switch {
-	case ea == nil && eb == nil:
-		if c := fetch.Compare(va, vb); c != 0 {
-			return c
-		}
-	case ea == nil:
-		return 1
-	case eb == nil:
-		return -1
-	}
-	return strings.Compare(a, b)
 }

@@ -307,35 +307,6 @@ func manifest(t *testing.T, dir string) []string {
 	return out
 }
 
-func TestCompareVersions(t *testing.T) {
-	// The store orders with fetch.Compare (RubyGems rules); what fetch
-	// cannot parse comes first, in string order, and so does the shorter
-	// spelling of an equal version, so the order is total.
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"1.0", "1.0", 0},
-		{"1.2", "1.10", -1},
-		{"2", "1.99.99", 1},
-		{"1.0.0", "1.0.0.beta1", 1},
-		{"1.0.1", "1.0", 1},
-		{"2026.01.02.150405", "2026.01.02.150404", 1},
-		{"1.0.alpha", "1.0.beta", -1},
-		{"1.0-rc1", "1.0", -1},
-		{"1.0", "1.0.0", -1},
-		{"latest", "0.1", -1},
-		{"_b", "latest", -1},
-	} {
-		if got := compareVersions(tc.a, tc.b); got != tc.want {
-			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-		if got := compareVersions(tc.b, tc.a); got != -tc.want {
-			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
-		}
-	}
-}
-
 func TestAddRecordsCatalog(t *testing.T) {
 	s := NewStore(t.TempDir())
 	if _, err := addFile(t, s, "a/b", "good.box", AddOptions{Version: "1.1", Source: "https://x/b-1.1.box", Catalog: "https://x/b.json"}); err != nil {

@@ -1,13 +1,19 @@
-// Package provider is the interface between den's machine logic and the
-// system that runs machines (LXC on this host; LXD/Incus later).
+// Package provider is the interface between den's domain (internal/machine)
+// and an engine that runs machines: LXC on this host (provider/lxc), LXD
+// later, an in-memory fake in tests (provider/fake). Everything
+// engine-specific — host checks, addresses on its network, logs, the
+// commands a person would use to look inside — stays behind it; one
+// conformance suite (provider/providertest) checks every implementation.
 package provider
 
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
-	"os"
 	"time"
+
+	"github.com/den-dev/den/internal/errdefs"
 )
 
 // State is a machine's lifecycle state.
@@ -37,7 +43,7 @@ func (s State) String() string {
 }
 
 // ErrNotSupported is returned by optional abilities a provider lacks.
-var ErrNotSupported = errors.New("not supported by this provider")
+var ErrNotSupported = errdefs.With(errdefs.Unsupported, errors.New("not supported by this provider"))
 
 // Mount is a host folder (or file) made visible in the guest.
 type Mount struct {
@@ -73,9 +79,9 @@ type Spec struct {
 	// RawConfig holds provider-specific keys from den.hcl, applied last.
 	RawConfig [][2]string
 	// Prepare writes into the machine's own filesystem before it boots:
-	// Create runs it once, Start runs it when set. root is the machine's
-	// root folder; it refuses paths that leave it.
-	Prepare func(ctx context.Context, root *os.Root) error
+	// Create runs it once, Start runs it when set. Every path it names is
+	// relative to the machine's root and never leaves it.
+	Prepare func(ctx context.Context, fs GuestFS) error
 }
 
 // Info is what a provider reads back from a machine.
@@ -86,9 +92,28 @@ type Info struct {
 	LogFile     string // where the provider's own log for this machine lives
 }
 
+// Hints tell a person how to look at a machine with the engine's own
+// tools, for messages such as "the machine did not answer".
+type Hints struct {
+	Shell  string // a command that opens a shell in the machine without ssh
+	Remove string // commands that stop and remove the machine when den no longer can
+	Log    string // where the engine logs about the machine
+}
+
 // Provider runs machines. Every method takes a context and is safe to call
 // against a machine in any state; the contracts are in each comment.
 type Provider interface {
+	// Name is the provider's name in den.hcl and den's index ("lxc").
+	Name() string
+	// CheckHost reports, as one error listing every problem and its fix
+	// (errdefs.HostNotReady), what this host lacks to run machines
+	// attached to networks. It changes nothing.
+	CheckHost(ctx context.Context, networks []string) error
+	// Describe is one line about the engine for 'den host check' and 'den
+	// version' ("liblxc 5.0.2, cgroups hybrid").
+	Describe() string
+	// Hints names the engine's own tools for machine name.
+	Hints(name string) Hints
 	// Create makes the machine from spec without starting it and runs
 	// spec.Prepare once. Create on an existing machine returns an error.
 	// A failed Create leaves nothing behind.
@@ -110,6 +135,24 @@ type Provider interface {
 	// Freeze suspends every process of a running machine; Unfreeze resumes.
 	Freeze(ctx context.Context, name string) error
 	Unfreeze(ctx context.Context, name string) error
+}
+
+// Addresser is the optional ability to give a machine a fixed address on
+// the engine's network before it boots (LXC: den sets eth0's address, no
+// DHCP wait). A provider without it gets addresses from its engine.
+type Addresser interface {
+	// AllocateAddress picks a free address for machine name on network:
+	// not one in taken (the addresses den gave its machines, in every den
+	// home of the host), nor one the engine sees in use; prefer is kept
+	// when it is still free. The caller serialises allocations host-wide.
+	AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (Network, error)
+}
+
+// Dialer is the optional ability to reach a port of a running machine
+// other than through its address (a remote engine's exec stream, a test
+// fake). Without it den dials the machine's address.
+type Dialer interface {
+	DialGuest(ctx context.Context, name string, port int) (net.Conn, error)
 }
 
 // WaitFor polls cond every interval until it returns true or ctx ends.

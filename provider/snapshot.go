@@ -3,9 +3,10 @@ package provider
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/den-dev/den/internal/errdefs"
 )
 
 // Snapshot is a saved copy of a machine's own filesystem: what the machine
@@ -42,10 +43,10 @@ type Snapshotter interface {
 }
 
 // ErrSnapshotNotFound is returned for a snapshot name a machine lacks.
-var ErrSnapshotNotFound = errors.New("no such snapshot")
+var ErrSnapshotNotFound = errdefs.With(errdefs.NotFound, errors.New("no such snapshot"))
 
 // ErrSnapshotExists is returned when saving over a snapshot without replace.
-var ErrSnapshotExists = errors.New("snapshot exists")
+var ErrSnapshotExists = errdefs.With(errdefs.Exists, errors.New("snapshot exists"))
 
 var snapshotNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -53,7 +54,7 @@ var snapshotNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // '.', '_' and '-', starting with a letter or digit (it names a folder).
 func CheckSnapshotName(name string) error {
 	if !snapshotNameRE.MatchString(name) {
-		return fmt.Errorf("invalid snapshot name %q: use 1 to 64 letters, digits, '.', '_' and '-', starting with a letter or digit", name)
+		return errdefs.Newf(errdefs.Invalid, "invalid snapshot name %q: use 1 to 64 letters, digits, '.', '_' and '-', starting with a letter or digit", name)
 	}
 	return nil
 }

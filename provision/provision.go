@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/internal/fsutil"
 )
 
 // Communicator runs commands in a machine and copies files into it.
@@ -50,6 +52,9 @@ type ProvisionError struct {
 	Type   string // config.ProvisionShell or config.ProvisionFile
 	Status int    // the guest command's exit status
 }
+
+// ErrorKind makes a failed provisioner an errdefs.GuestFailed failure.
+func (e *ProvisionError) ErrorKind() errdefs.Kind { return errdefs.GuestFailed }
 
 // Error names the provisioner and its exit status.
 func (e *ProvisionError) Error() string {
@@ -344,23 +349,8 @@ func (r *record) write(file string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return fmt.Errorf("writing the provisioning record: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".provisioned-*.json")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(file, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing the provisioning record: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(data, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
-	if err != nil {
-		return fmt.Errorf("writing the provisioning record %q: %w", file, err)
 	}
 	return nil
 }

@@ -10,29 +10,28 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/layout"
-	"github.com/den-dev/den/internal/lock"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
+	"github.com/den-dev/den/provider"
 	lxcprovider "github.com/den-dev/den/provider/lxc"
 	"github.com/den-dev/den/provision"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.denVersion=...".
+var denVersion = "dev"
 
 func newApp() *cli.App {
 	app := &cli.App{
 		Name:                      "den",
 		Usage:                     "disposable development machines in LXC containers, from a den.hcl",
-		Version:                   version,
+		Version:                   denVersion,
 		Suggest:                   true,
 		DisableSliceFlagSeparator: true,
 		HideHelpCommand:           true,
@@ -105,7 +104,8 @@ func (e exitStatus) Error() string {
 }
 
 // report prints err for a person and returns den's exit status: 0 ok,
-// 1 error, 2 usage, 130 interrupted, or a remote command's own status.
+// 1 error, 2 usage, 130 interrupted, a remote command's own status, or a
+// failed provisioner's.
 func report(w io.Writer, err error) int {
 	if err == nil {
 		return 0
@@ -119,23 +119,22 @@ func report(w io.Writer, err error) int {
 		config.WriteDiagnostics(w, diag.Files, diag.Diags, false)
 		return 1
 	}
-	if errors.Is(err, context.Canceled) {
+	kind := errdefs.KindOf(err)
+	if kind == errdefs.Canceled && errors.Is(err, context.Canceled) {
 		fmt.Fprintln(w, "den: interrupted")
 		return 130
 	}
 	fmt.Fprintf(w, "den: error: %v\n", err)
-	var held *lock.HeldError
-	if errors.As(err, &held) {
-		return 1
-	}
-	// A provisioner that failed in the guest: its exit status is den's.
-	var pe *provision.ProvisionError
-	if errors.As(err, &pe) && pe.Status > 0 && pe.Status < 256 {
-		return pe.Status
-	}
 	var ue usageError
-	if errors.As(err, &ue) {
+	switch {
+	case errors.As(err, &ue):
 		return 2
+	case kind == errdefs.GuestFailed:
+		// A provisioner that failed in the guest: its exit status is den's.
+		var pe *provision.ProvisionError
+		if errors.As(err, &pe) && pe.Status > 0 && pe.Status < 256 {
+			return pe.Status
+		}
 	}
 	return 1
 }
@@ -177,66 +176,72 @@ func loadProject() (*config.Project, error) {
 	return config.Load(path)
 }
 
-// newEnv wires the provider, store and UI.
+// newEnv wires den's home, its providers and the terminal UI.
 func newEnv() (*machine.Env, error) {
 	home := layout.DefaultHome()
 	p, err := lxcprovider.New(home.Machines())
 	if err != nil {
 		return nil, err
 	}
-	e := &machine.Env{Home: home, Provider: p, Store: box.NewStore(home.Path()), UI: ui.New()}
-	// Machines that come up in parallel share one box: one finds it
-	// missing and builds or fetches it, the others wait and find it.
-	var boxMu sync.Mutex
-	e.EnsureBox = func(ctx context.Context, m *config.Machine) (*box.Box, error) {
-		boxMu.Lock()
-		defer boxMu.Unlock()
-		return ensureBox(ctx, e, m)
-	}
-	return e, nil
+	return machine.NewEnv(machine.Options{Home: home, Providers: []provider.Provider{p}, UI: ui.New()}), nil
 }
 
-// selectMachines returns the machines named in args, or all of them.
-func selectMachines(p *config.Project, args []string) ([]*machine.Machine, error) {
-	if len(args) == 0 {
-		out := make([]*machine.Machine, 0, len(p.Machines))
-		for _, m := range p.Machines {
-			out = append(out, machine.New(p, m))
-		}
-		return out, nil
-	}
-	var out []*machine.Machine
-	for _, name := range args {
-		m, ok := p.Machine(name)
-		if !ok {
-			return nil, usageError{fmt.Errorf("no machine %q in %s (machines: %s)", name, p.File, machineNames(p))}
-		}
-		out = append(out, machine.New(p, m))
-	}
-	return out, nil
+// projectMachines loads den.hcl, picks the machines the arguments name
+// (all without arguments) and wires the environment.
+func projectMachines(cliCtx *cli.Context) ([]*machine.Machine, *machine.Env, error) {
+	return machinesOf(cliCtx.Args().Slice())
 }
 
-// oneMachine returns the named machine, or the only one.
-func oneMachine(p *config.Project, args []string) (*machine.Machine, error) {
-	if len(args) == 0 {
-		if len(p.Machines) != 1 {
-			return nil, usageError{fmt.Errorf("this project has several machines (%s): name one", machineNames(p))}
-		}
-		return machine.New(p, p.Machines[0]), nil
+// machinesOf is projectMachines for the machines names names.
+func machinesOf(names []string) ([]*machine.Machine, *machine.Env, error) {
+	ms, err := selectMachines(names)
+	if err != nil {
+		return nil, nil, err
 	}
-	ms, err := selectMachines(p, args[:1])
+	env, err := newEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	return ms, env, nil
+}
+
+// selectMachines loads den.hcl and picks the machines names names (all
+// without names).
+func selectMachines(names []string) ([]*machine.Machine, error) {
+	p, err := loadProject()
 	if err != nil {
 		return nil, err
 	}
-	return ms[0], nil
+	ms, err := machine.Select(p, names)
+	return ms, usage(err)
 }
 
-func machineNames(p *config.Project) string {
-	names := make([]string, len(p.Machines))
-	for i, m := range p.Machines {
-		names[i] = m.Name
+// projectMachine is projectMachines for commands on one machine: the one
+// the argument names, or the project's only one.
+func projectMachine(cliCtx *cli.Context) (*machine.Machine, *machine.Env, error) {
+	p, err := loadProject()
+	if err != nil {
+		return nil, nil, err
 	}
-	return strings.Join(names, ", ")
+	m, err := machine.SelectOne(p, cliCtx.Args().First())
+	if err != nil {
+		return nil, nil, usage(err)
+	}
+	env, err := newEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, env, nil
+}
+
+// usage makes a domain's invalid-input or unknown-name error a usage error
+// (exit status 2): it came from the command line.
+func usage(err error) error {
+	switch errdefs.KindOf(err) {
+	case errdefs.Invalid, errdefs.NotFound:
+		return usageError{err}
+	}
+	return err
 }
 
 // printJSON writes v to stdout as indented JSON (the --json output).

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/layout"
@@ -376,10 +374,10 @@ func project(t *testing.T, hcl string) string {
 	return dir
 }
 
-func outdatedJSON(t *testing.T, args ...string) []outdatedRow {
+func outdatedJSON(t *testing.T, args ...string) []box.OutdatedRow {
 	t.Helper()
 	out := mustRun(t, append([]string{"box", "outdated", "--json"}, args...)...)
-	var rows []outdatedRow
+	var rows []box.OutdatedRow
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("outdated --json: %v\n%s", err, out)
 	}
@@ -405,13 +403,13 @@ machine "file" {
   box = "test/file"
 }
 `)
-	writeIndex(t, home, machine.IndexEntry{Container: "den-web-1", Project: dir, Machine: "web", Box: "test/app", BoxVersion: "1.0.0"})
+	writeIndex(t, home, machine.IndexEntry{Container: "den-app-web-abc123", Project: dir, Machine: "web", Box: "test/app", BoxVersion: "1.0.0"})
 
 	rows := outdatedJSON(t)
 	want := []struct{ machine, status, current, latest string }{
-		{"web", statusOutdated, "1.0.0", "1.1.0"},
-		{"pinned", statusUpToDate, "1.0.0", "1.0.0"},
-		{"file", statusNoCatalog, "1.0.0", ""},
+		{"web", box.StatusOutdated, "1.0.0", "1.1.0"},
+		{"pinned", box.StatusUpToDate, "1.0.0", "1.0.0"},
+		{"file", box.StatusNoCatalog, "1.0.0", ""},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("rows: %+v", rows)
@@ -430,7 +428,7 @@ machine "file" {
 	}
 
 	global := outdatedJSON(t, "--global")
-	if len(global) != 2 || global[0].Box != "test/app" || global[0].Status != statusOutdated || global[1].Status != statusNoCatalog {
+	if len(global) != 2 || global[0].Box != "test/app" || global[0].Status != box.StatusOutdated || global[1].Status != box.StatusNoCatalog {
 		t.Errorf("--global: %+v", global)
 	}
 	text := mustRun(t, "box", "outdated")
@@ -452,7 +450,7 @@ machine "file" {
 		}
 	}
 	rows = outdatedJSON(t)
-	if rows[0].Status != statusOutdated || !strings.Contains(rows[0].Message, "keeps 1.0.0 until 'den destroy'") {
+	if rows[0].Status != box.StatusOutdated || !strings.Contains(rows[0].Message, "keeps 1.0.0 until 'den destroy'") {
 		t.Errorf("after update, web: %+v", rows[0])
 	}
 
@@ -474,7 +472,7 @@ func TestBoxPrune(t *testing.T) {
 	mustRun(t, "box", "add", srv.URL+"/app.json")
 	mustRun(t, "box", "add", "test/other", filepath.Join(archives, "good.box"), "--version", "1")
 	mustRun(t, "box", "add", "test/other", filepath.Join(archives, "good.box"), "--version", "2")
-	writeIndex(t, home, machine.IndexEntry{Container: "den-web-1", Project: "/src/app", Machine: "web", Box: "test/app", BoxVersion: "1.0.0"})
+	writeIndex(t, home, machine.IndexEntry{Container: "den-app-web-abc123", Project: "/src/app", Machine: "web", Box: "test/app", BoxVersion: "1.0.0"})
 	all := "[test/app 0.9 test/app 1.0.0 test/app 1.1.0 test/other 1 test/other 2]"
 
 	out := mustRun(t, "box", "prune", "--dry-run")
@@ -512,9 +510,14 @@ func TestEnsureBoxVersions(t *testing.T) {
 	srv := newBoxServer(t)
 	home := denHome(t)
 	var out bytes.Buffer
-	env := &machine.Env{Home: home, Store: box.NewStore(home.Path()), UI: &ui.UI{Out: &out, Err: &out}}
+	store := box.NewStore(home.Path())
+	u := &ui.UI{Out: &out, Err: &out}
 	ctx := context.Background()
-	r := config.Machine{Name: "default", Box: "test/app", BoxRange: hcl.Range{Filename: "den.hcl", Start: hcl.Pos{Line: 1, Column: 7}}}
+	r := config.Machine{Name: "default", Box: "test/app"}
+	ensureBox := func(ctx context.Context, _ any, m *config.Machine) (*box.Box, error) {
+		return store.Ensure(ctx, u, box.Want{Label: m.Name, Name: m.Box, Constraint: m.BoxVersion, URL: m.BoxURL, Where: "den.hcl:1:7"})
+	}
+	env := struct{ Store *box.Store }{store}
 
 	// Missing, with box_url and box_version: the newest matching version
 	// is added from the catalog.

@@ -1,24 +1,18 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/den-dev/den/box"
-	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/fetch"
-	"github.com/den-dev/den/internal/fsutil"
-	"github.com/den-dev/den/internal/host"
-	"github.com/den-dev/den/internal/layout"
-	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
+	"github.com/den-dev/den/internal/version"
 )
 
 var boxCommand = &cli.Command{
@@ -34,8 +28,6 @@ var boxCommand = &cli.Command{
 		boxPruneCommand,
 	},
 }
-
-func store() *box.Store { return box.NewStore(layout.DefaultHome().Path()) }
 
 var boxAddCommand = &cli.Command{
 	Name:      "add",
@@ -55,7 +47,7 @@ var boxAddCommand = &cli.Command{
 		if err := checkArgs(cliCtx, 1, 2); err != nil {
 			return err
 		}
-		req := addRequest{Source: cliCtx.Args().Get(0), Version: cliCtx.String("version"), Force: cliCtx.Bool("force")}
+		req := box.Request{Source: cliCtx.Args().Get(0), Version: cliCtx.String("version"), Force: cliCtx.Bool("force")}
 		if cliCtx.NArg() == 2 {
 			req.Name, req.Source = cliCtx.Args().Get(0), cliCtx.Args().Get(1)
 			if err := box.CheckName(req.Name); err != nil {
@@ -63,14 +55,18 @@ var boxAddCommand = &cli.Command{
 			}
 		}
 		var err error
-		if req.Constraints, err = fetch.ParseConstraints(cliCtx.String("box-version")); err != nil {
+		if req.Constraints, err = version.ParseConstraints(cliCtx.String("box-version")); err != nil {
 			return usageError{fmt.Errorf("--box-version: %w", err)}
 		}
 		if req.Checksum, err = fetch.ParseChecksum(cliCtx.String("checksum")); err != nil {
 			return usageError{fmt.Errorf("--checksum: %w", err)}
 		}
-		_, err = addBox(cliCtx.Context, ui.New(), store(), req)
-		return err
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		_, err = env.Store.Acquire(cliCtx.Context, env.UI, req)
+		return usage(err)
 	},
 }
 
@@ -88,7 +84,11 @@ var boxListCommand = &cli.Command{
 	Usage: "list installed boxes",
 	Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		boxes, err := store().List()
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		boxes, err := env.Store.List()
 		if err != nil {
 			return err
 		}
@@ -125,48 +125,21 @@ var boxRemoveCommand = &cli.Command{
 		if err := checkArgs(cliCtx, 1, 1); err != nil {
 			return err
 		}
-		name, version := cliCtx.Args().First(), cliCtx.String("version")
-		s := store()
-		if _, err := s.Get(name, version); err != nil {
-			return err
-		}
-		users, err := boxUsers(name, version)
+		name, ver := cliCtx.Args().First(), cliCtx.String("version")
+		env, err := newEnv()
 		if err != nil {
 			return err
 		}
-		if len(users) > 0 && !cliCtx.Bool("force") {
-			return fmt.Errorf("box %q is used by %s; destroy those machines first, or pass --force", name, strings.Join(users, ", "))
-		}
-		if err := s.Remove(name, version); err != nil {
+		if err := env.RemoveBox(cliCtx.Context, name, ver, cliCtx.Bool("force")); err != nil {
 			return err
 		}
-		if version != "" {
-			fmt.Printf("Removed box %s version %s.\n", name, version)
+		if ver != "" {
+			fmt.Printf("Removed box %s version %s.\n", name, ver)
 		} else {
 			fmt.Printf("Removed box %s (every version).\n", name)
 		}
 		return nil
 	},
-}
-
-// boxUsers lists the machines (from the index) made from the box.
-func boxUsers(name, version string) ([]string, error) {
-	home := layout.DefaultHome()
-	entries, err := machine.ReadIndex(home)
-	if err != nil {
-		return nil, err
-	}
-	var users []string
-	for _, e := range entries {
-		if e.Box != name || (version != "" && e.BoxVersion != version) {
-			continue
-		}
-		if _, err := os.Stat(home.Machine(e.Container)); err != nil {
-			continue // the container is gone: a stale entry
-		}
-		users = append(users, fmt.Sprintf("%s (machine %s of %s)", e.Container, e.Machine, e.Project))
-	}
-	return users, nil
 }
 
 var boxBuildCommand = &cli.Command{
@@ -193,114 +166,136 @@ var boxBuildCommand = &cli.Command{
 			return nil
 		}
 		opts.Mirror = cliCtx.String("mirror")
-		_, err := buildBox(cliCtx.Context, ui.New(), store(), name, opts, cliCtx.String("output"), cliCtx.String("compression"))
-		return err
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		_, err = env.Store.Build(cliCtx.Context, env.UI, name, opts, cliCtx.String("output"), cliCtx.String("compression"))
+		return usage(err)
 	},
 }
 
-// buildBox runs debootstrap into the store's temp area, then either moves
-// the rootfs into the store or packs it into a box file at output.
-func buildBox(ctx context.Context, u *ui.UI, s *box.Store, name string, opts box.BuildOptions, output, compression string) (*box.Box, error) {
-	if err := host.Check(host.Need{Debootstrap: true}); err != nil {
-		return nil, err
-	}
-	tmp, err := s.TempDir()
-	if err != nil {
-		return nil, err
-	}
-	defer fsutil.RemoveTree(tmp) // den's own temp folder under the store; never crosses a mount
-	rootfs := filepath.Join(tmp, "rootfs")
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
-		return nil, err
-	}
-	u.Say(name, "Building box with debootstrap (%s from %s)...", opts.Suite, opts.Mirror)
-	prog := u.Progress(name, "debootstrap", 0)
-	opts.Log = func(line string) { prog.Update(0, line) }
-	start := time.Now()
-	err = box.BuildRootfs(ctx, rootfs, opts)
-	prog.Done()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	meta := box.Metadata{
-		Provider: "lxc",
-		Version:  box.FormatVersion,
-		BuiltOn:  now.Format(time.RFC3339),
-		Den:      &box.DenMetadata{Version: buildVersion(now), User: opts.User, Suite: opts.Suite, Created: now},
-	}
-	if meta.Den.User == "" {
-		meta.Den.User = "den"
-	}
-	u.Say(name, "Rootfs built in %s.", time.Since(start).Round(time.Second))
-	if output == "" {
-		b, err := s.Import(name, meta.Den.Version, meta, rootfs)
-		if err != nil {
-			return nil, err
+var boxOutdatedCommand = &cli.Command{
+	Name:  "outdated",
+	Usage: "say whether the project's boxes have newer versions in their catalogs",
+	Description: "In a project, checks each machine's box against its catalog (the one it was added from, else den.hcl's\n" +
+		"box_url) for a newer version that box_version allows. With --global, checks every installed box that has a catalog.",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "global", Usage: "check every installed box, not the project's"},
+		&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+	},
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 0, 0); err != nil {
+			return err
 		}
-		u.Say(name, "Box %s version %s is in the store.", b.Name, b.Version)
-		return b, nil
-	}
-	comp, err := box.ParseCompression(compression)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	u.Say(name, "Packing box file %s (%s)...", output, comp)
-	pack := u.Progress(name, "Packing", 0)
-	err = box.WriteBoxFile(ctx, output, rootfs, meta, box.PackOptions{Compression: comp, Progress: func(n int64) { pack.Update(n, "") }})
-	pack.Done()
-	if err != nil {
-		return nil, fmt.Errorf("write box file %s: %w", output, err)
-	}
-	u.Say(name, "Box file written: %s. Add it with 'den box add %s %s'.", output, name, output)
-	return nil, nil
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		var rows []box.OutdatedRow
+		if cliCtx.Bool("global") {
+			rows, err = env.Store.OutdatedInstalled(cliCtx.Context)
+		} else {
+			p, perr := loadProject()
+			if perr != nil {
+				return fmt.Errorf("%w (or check every installed box with 'den box outdated --global')", perr)
+			}
+			wants, werr := env.BoxWants(p)
+			if werr != nil {
+				return werr
+			}
+			rows, err = env.Store.Outdated(cliCtx.Context, wants)
+		}
+		if err != nil {
+			return err
+		}
+		if cliCtx.Bool("json") {
+			if err := printJSON(rows); err != nil {
+				return err
+			}
+		} else {
+			if len(rows) == 0 {
+				fmt.Println("There are no installed boxes.")
+			}
+			for _, r := range rows {
+				label := r.Machine
+				if label == "" {
+					label = r.Box
+				}
+				env.UI.Say(label, "%s", r.Message)
+			}
+		}
+		failed := 0
+		for _, r := range rows {
+			if r.Status == box.StatusError {
+				failed++
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("could not check %d of %d boxes (see above)", failed, len(rows))
+		}
+		return nil
+	},
 }
 
-// ensureBox returns the installed box m names: the newest installed
-// version that box_version allows; else one added from box_url; else, for
-// a box den knows how to build (and box_version allows a fresh build), a
-// new build.
-func ensureBox(ctx context.Context, env *machine.Env, m *config.Machine) (*box.Box, error) {
-	cs, err := fetch.ParseConstraints(m.BoxVersion)
-	if err != nil {
-		return nil, boxMissing(m, err)
-	}
-	b, err := newestInstalled(env.Store, m.Box, cs)
-	if err != nil || b != nil {
-		return b, err
-	}
-	if m.BoxURL != "" {
-		env.UI.Say(m.Name, "Box %s%s is not installed; adding it from box_url...", m.Box, matchingNote(cs))
-		b, err := addBox(ctx, env.UI, env.Store, addRequest{Name: m.Box, Source: m.BoxURL, Constraints: cs, Reuse: true})
-		if err != nil {
-			return nil, boxMissing(m, fmt.Errorf("box_url %s: %w", m.BoxURL, err))
+var boxUpdateCommand = &cli.Command{
+	Name:  "update",
+	Usage: "add the newest allowed version of the project's boxes (or of one box) from their catalogs",
+	Description: "In a project, adds for each machine's box the newest catalog version that box_version allows. Machines keep\n" +
+		"the version they were made from until 'den destroy' and 'den up', as in Vagrant. With --box, updates that installed\n" +
+		"box from the catalog it was added from.",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "box", Usage: "update the installed box `NAME` (anywhere, not the project's)"},
+	},
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 0, 0); err != nil {
+			return err
 		}
-		return b, nil
-	}
-	opts, known := box.KnownBuild(m.Box)
-	fresh := buildVersion(time.Now())
-	if known && satisfies(fresh, cs) {
-		env.UI.Say(m.Name, "Box %s is not installed; building it (about a minute)...", m.Box)
-		return buildBox(ctx, env.UI, env.Store, m.Box, opts, "", "")
-	}
-	if len(cs) == 0 {
-		_, err := env.Store.Get(m.Box, "")
-		return nil, boxMissing(m, err)
-	}
-	err = fmt.Errorf("box %q has no installed version matching box_version %q (installed: %s); add one with 'den box add URL --box-version %q', or set box_url in den.hcl", m.Box, cs.String(), env.Store.VersionList(m.Box), cs.String())
-	if known {
-		err = fmt.Errorf("%w ('den box build %s' would make version %s, which does not match)", err, m.Box, fresh)
-	}
-	return nil, boxMissing(m, err)
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		if name := cliCtx.String("box"); name != "" {
+			_, err := env.Store.Update(cliCtx.Context, env.UI, name)
+			return usage(err)
+		}
+		p, err := loadProject()
+		if err != nil {
+			return fmt.Errorf("%w (or update one installed box with 'den box update --box NAME')", err)
+		}
+		wants, err := env.BoxWants(p)
+		if err != nil {
+			return err
+		}
+		return env.Store.UpdateWants(cliCtx.Context, env.UI, wants)
+	},
 }
 
-// buildVersion is the version 'den box build' gives a box built at t.
-func buildVersion(t time.Time) string { return t.UTC().Format("2006.01.02.150405") }
-
-func boxMissing(m *config.Machine, err error) error {
-	r := m.BoxRange
-	if r.Filename == "" {
+var boxPruneCommand = &cli.Command{
+	Name:  "prune",
+	Usage: "remove old box versions, keeping the newest and every version a machine was made from",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"},
+		&cli.StringFlag{Name: "name", Usage: "prune only the box `NAME`"},
+		&cli.BoolFlag{Name: "keep-active-boxes", Value: true, Usage: "keep versions machines were made from (the default; =false needs --force)"},
+		&cli.BoolFlag{Name: "force", Usage: "with --keep-active-boxes=false, remove versions machines use (they will not start again)"},
+	},
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 0, 0); err != nil {
+			return err
+		}
+		keep := cliCtx.Bool("keep-active-boxes")
+		if !keep && !cliCtx.Bool("force") {
+			return usageError{errors.New("--keep-active-boxes=false removes versions that machines were made from, which then cannot start; add --force to do that")}
+		}
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		n, err := env.PruneBoxes(cliCtx.Context, box.PruneOptions{Name: cliCtx.String("name"), DryRun: cliCtx.Bool("dry-run"), KeepActive: keep})
+		if err == nil && n == 0 {
+			fmt.Println("Nothing to prune.")
+		}
 		return err
-	}
-	return fmt.Errorf("%s:%d:%d: %w", r.Filename, r.Start.Line, r.Start.Column, err)
+	},
 }

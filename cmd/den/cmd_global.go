@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/den-dev/den/internal/machine"
+	"github.com/den-dev/den/internal/ui"
 )
 
 var globalStatusCommand = &cli.Command{
@@ -27,7 +28,7 @@ var globalStatusCommand = &cli.Command{
 			return err
 		}
 		if cliCtx.Bool("json") {
-			env.UI.Out = os.Stderr // stdout is for the JSON alone
+			env = env.WithReporter(&ui.UI{Out: os.Stderr, Err: os.Stderr}) // stdout is for the JSON alone
 		}
 		all, err := env.GlobalStatus(cliCtx.Context)
 		if err != nil {
@@ -44,7 +45,7 @@ var globalStatusCommand = &cli.Command{
 			for _, d := range dropped {
 				env.UI.Say(d.Name, "Pruned %s (%s): %s.", d.Container, d.Directory, d.Stale)
 				if d.ContainerExists {
-					env.UI.Warn(d.Name, "container %s still exists and den can no longer destroy it; remove it with:\n  lxc-stop -P %s -n %s -k; lxc-destroy -P %s -n %s", d.Container, env.LXCPath(), d.Container, env.LXCPath(), d.Container)
+					env.UI.Warn(d.Name, "container %s still exists and den can no longer destroy it; remove it with:\n  %s", d.Container, d.RemoveHint)
 				}
 			}
 			if err != nil {

@@ -3,11 +3,10 @@ package main
 import (
 	"fmt"
 
-	golxc "github.com/lxc/go-lxc"
 	"github.com/urfave/cli/v2"
 
 	"github.com/den-dev/den/internal/host"
-	"github.com/den-dev/den/internal/layout"
+	lxcprovider "github.com/den-dev/den/provider/lxc"
 )
 
 var hostCommand = &cli.Command{
@@ -18,23 +17,45 @@ var hostCommand = &cli.Command{
 		Usage: "check that this host can run den's machines and build boxes",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "bridge", Value: "lxcbr0", Usage: "the bridge machines attach to"}},
 		Action: func(cliCtx *cli.Context) error {
-			bridge := cliCtx.String("bridge")
-			if err := host.Check(host.Need{LXC: true, Bridge: bridge, Debootstrap: true}); err != nil {
+			env, err := newEnv()
+			if err != nil {
 				return err
 			}
-			pfx, _ := host.BridgePrefix(bridge)
-			fmt.Printf("host ready: root, liblxc %s, cgroups %s, bridge %s (%s), debootstrap\n", golxc.Version(), host.CgroupLayout(), bridge, pfx)
-			fmt.Printf("DEN_HOME: %s\n", layout.DefaultHome().Path())
+			bridge := cliCtx.String("bridge")
+			var problems []string
+			for _, p := range env.Providers() {
+				if err := p.CheckHost(cliCtx.Context, []string{bridge}); err != nil {
+					problems = append(problems, hostProblems(err)...)
+				}
+			}
+			if err := host.Require("debootstrap"); err != nil {
+				problems = append(problems, hostProblems(err)...)
+			}
+			if len(problems) > 0 {
+				return &host.Error{Problems: problems}
+			}
+			for _, p := range env.Providers() {
+				fmt.Printf("host ready for provider %s: root, %s, bridge %s, debootstrap\n", p.Name(), p.Describe(), bridge)
+			}
+			fmt.Printf("DEN_HOME: %s\n", env.Home.Path())
 			return nil
 		},
 	}},
+}
+
+// hostProblems lists the problems of a host check's error.
+func hostProblems(err error) []string {
+	if he, ok := err.(*host.Error); ok {
+		return he.Problems
+	}
+	return []string{err.Error()}
 }
 
 var versionCommand = &cli.Command{
 	Name:  "version",
 	Usage: "print den's version and the liblxc it uses",
 	Action: func(cliCtx *cli.Context) error {
-		fmt.Printf("den %s (liblxc %s)\n", version, golxc.Version())
+		fmt.Printf("den %s (liblxc %s)\n", denVersion, lxcprovider.LibraryVersion())
 		return nil
 	},
 }

@@ -2,18 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/machine"
 )
 
@@ -26,7 +22,7 @@ var provisionFlags = []cli.Flag{
 
 // upOptions reads provisionFlags.
 func upOptions(cliCtx *cli.Context) (machine.UpOptions, error) {
-	opts := machine.UpOptions{With: cliCtx.StringSlice("provision-with")}
+	opts := machine.UpOptions{With: cliCtx.StringSlice("provision-with"), Parallel: true}
 	switch {
 	case cliCtx.Bool("provision") && cliCtx.Bool("no-provision"):
 		return opts, usageError{fmt.Errorf("--provision and --no-provision exclude each other")}
@@ -48,9 +44,16 @@ var upCommand = &cli.Command{
 		&cli.BoolFlag{Name: "no-parallel", Usage: "bring machines up one after the other"},
 	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
-		return bootMachines(cliCtx, !cliCtx.Bool("no-parallel"), func(env *machine.Env, m *machine.Machine, opts machine.UpOptions) error {
-			return env.Up(cliCtx.Context, m, opts)
-		})
+		opts, err := upOptions(cliCtx)
+		if err != nil {
+			return err
+		}
+		opts.Parallel = !cliCtx.Bool("no-parallel")
+		ms, env, err := projectMachines(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.Up(cliCtx.Context, ms, opts)
 	},
 }
 
@@ -62,31 +65,16 @@ var reloadCommand = &cli.Command{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
 	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
-		return bootMachines(cliCtx, true, func(env *machine.Env, m *machine.Machine, opts machine.UpOptions) error {
-			return env.Reload(cliCtx.Context, m, opts, cliCtx.Duration("timeout"))
-		})
-	},
-}
-
-// bootMachines is up's and reload's common part: it reads the provisioning
-// flags, reserves every machine's address before any boots (so each one's
-// /etc/hosts names all the others from the start) and runs boot for each
-// selected machine.
-func bootMachines(cliCtx *cli.Context, parallel bool, boot func(*machine.Env, *machine.Machine, machine.UpOptions) error) error {
-	opts, err := upOptions(cliCtx)
-	if err != nil {
-		return err
-	}
-	p, ms, env, err := projectMachines(cliCtx)
-	if err != nil {
-		return err
-	}
-	if len(p.Machines) > 1 {
-		if err := env.Reserve(cliCtx.Context, p); err != nil {
+		opts, err := upOptions(cliCtx)
+		if err != nil {
 			return err
 		}
-	}
-	return eachMachine(ms, parallel, func(m *machine.Machine) error { return boot(env, m, opts) })
+		ms, env, err := projectMachines(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.Reload(cliCtx.Context, ms, opts, cliCtx.Duration("timeout"))
+	},
 }
 
 var provisionCommand = &cli.Command{
@@ -97,111 +85,12 @@ var provisionCommand = &cli.Command{
 		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		_, ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		return eachMachine(ms, false, func(m *machine.Machine) error {
-			lk, err := m.Lock(cliCtx.Context, "den provision")
-			if err != nil {
-				return err
-			}
-			defer lk.Unlock()
-			return env.Provision(cliCtx.Context, m, machine.ProvisionOptions{Only: cliCtx.StringSlice("provision-with"), Force: true})
-		})
+		return env.Provision(cliCtx.Context, ms, machine.ProvisionOptions{Only: cliCtx.StringSlice("provision-with"), Force: true})
 	},
-}
-
-// projectMachines loads den.hcl, picks the machines the arguments name (all
-// without arguments) and wires the environment.
-func projectMachines(cliCtx *cli.Context) (*config.Project, []*machine.Machine, *machine.Env, error) {
-	return machinesOf(cliCtx.Args().Slice())
-}
-
-// machinesOf loads den.hcl, picks the machines names names (all without
-// names) and wires the environment.
-func machinesOf(names []string) (*config.Project, []*machine.Machine, *machine.Env, error) {
-	p, ms, err := selectedMachines(names)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	env, err := newEnv()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return p, ms, env, nil
-}
-
-// selectedMachines loads den.hcl and picks the machines names names (all
-// without names).
-func selectedMachines(names []string) (*config.Project, []*machine.Machine, error) {
-	p, err := loadProject()
-	if err != nil {
-		return nil, nil, err
-	}
-	ms, err := selectMachines(p, names)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, ms, nil
-}
-
-// projectMachine is projectMachines for commands on one machine: the one
-// the argument names, or the project's only one.
-func projectMachine(cliCtx *cli.Context) (*machine.Machine, *machine.Env, error) {
-	p, err := loadProject()
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := oneMachine(p, cliCtx.Args().Slice())
-	if err != nil {
-		return nil, nil, err
-	}
-	env, err := newEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, env, nil
-}
-
-// nameMachine prefixes err with the machine's name unless it names the
-// machine already.
-func nameMachine(m *machine.Machine, err error) error {
-	if strings.Contains(err.Error(), fmt.Sprintf("machine %q", m.Name())) {
-		return err
-	}
-	return fmt.Errorf("machine %q: %w", m.Name(), err)
-}
-
-// eachMachine runs fn for every machine, all at once when parallel, and
-// returns every failure, each naming its machine. One machine's failure
-// does not stop the others.
-func eachMachine(ms []*machine.Machine, parallel bool, fn func(*machine.Machine) error) error {
-	errs := make([]error, len(ms))
-	run := func(i int) {
-		if err := fn(ms[i]); err != nil {
-			errs[i] = nameMachine(ms[i], err)
-		}
-	}
-	if !parallel || len(ms) < 2 {
-		for i := range ms {
-			run(i)
-			if errs[i] != nil && errors.Is(errs[i], context.Canceled) {
-				break
-			}
-		}
-		return errors.Join(errs...)
-	}
-	var wg sync.WaitGroup
-	for i := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(i)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 var statusCommand = &cli.Command{
@@ -210,17 +99,13 @@ var statusCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		_, ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		var all []machine.Status
-		for _, m := range ms {
-			s, err := env.Status(cliCtx.Context, m)
-			if err != nil {
-				return err
-			}
-			all = append(all, s)
+		all, err := env.Status(cliCtx.Context, ms)
+		if err != nil {
+			return err
 		}
 		if cliCtx.Bool("json") {
 			return printJSON(all)
@@ -244,13 +129,11 @@ var haltCommand = &cli.Command{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		_, ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		return eachMachine(ms, false, func(m *machine.Machine) error {
-			return env.Halt(cliCtx.Context, m, cliCtx.Bool("force"), cliCtx.Duration("timeout"))
-		})
+		return env.Halt(cliCtx.Context, ms, cliCtx.Bool("force"), cliCtx.Duration("timeout"))
 	},
 }
 
@@ -260,22 +143,25 @@ var destroyCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
 	Action: func(cliCtx *cli.Context) error {
-		_, ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		return eachMachine(ms, false, func(m *machine.Machine) error {
+		var chosen []*machine.Machine
+		for _, m := range ms {
 			if !cliCtx.Bool("force") {
 				ok, err := confirm(fmt.Sprintf("Destroy machine %q and its disk? The project folder stays. [y/N] ", m.Name()))
-				if err != nil || !ok {
-					if err == nil {
-						env.UI.Say(m.Name(), "Not destroyed.")
-					}
+				if err != nil {
 					return err
 				}
+				if !ok {
+					env.UI.Say(m.Name(), "Not destroyed.")
+					continue
+				}
 			}
-			return env.Destroy(cliCtx.Context, m)
-		})
+			chosen = append(chosen, m)
+		}
+		return env.Destroy(cliCtx.Context, chosen)
 	},
 }
 

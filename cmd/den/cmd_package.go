@@ -28,14 +28,10 @@ var packageCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		err = env.Package(cliCtx.Context, m, machine.PackageOptions{
+		return env.Package(cliCtx.Context, m, machine.PackageOptions{
 			Output:      cliCtx.String("output"),
 			Compression: comp,
 			Version:     cliCtx.String("version"),
 		})
-		if err != nil {
-			return nameMachine(m, err)
-		}
-		return nil
 	},
 }

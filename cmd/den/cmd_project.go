@@ -50,10 +50,11 @@ var validateCommand = &cli.Command{
 	Usage:     "check den.hcl and print what it describes",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		p, ms, err := selectedMachines(cliCtx.Args().Slice())
+		ms, err := selectMachines(cliCtx.Args().Slice())
 		if err != nil {
 			return err
 		}
+		p := ms[0].Project
 		rel, _ := filepath.Rel(mustGetwd(), p.File)
 		fmt.Printf("%s is valid: %d machine(s)\n", rel, len(p.Machines))
 		for _, m := range ms {

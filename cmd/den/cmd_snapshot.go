@@ -1,15 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
+	"slices"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
@@ -53,9 +51,11 @@ var snapshotSaveCommand = &cli.Command{
 	ArgsUsage: "[MACHINE] NAME",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace a snapshot of that name"}},
 	Action: func(cliCtx *cli.Context) error {
-		return eachSnapshotMachine(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine, snap string) error {
-			return env.SnapshotSave(ctx, m, snap, cliCtx.Bool("force"))
-		})
+		ms, env, snap, err := snapshotArgs(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.SnapshotSave(cliCtx.Context, ms, snap, cliCtx.Bool("force"))
 	},
 }
 
@@ -69,9 +69,11 @@ var snapshotRestoreCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		return eachSnapshotMachine(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine, snap string) error {
-			return env.SnapshotRestore(ctx, m, snap, opts)
-		})
+		ms, env, snap, err := snapshotArgs(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.SnapshotRestore(cliCtx.Context, ms, snap, opts)
 	},
 }
 
@@ -80,9 +82,11 @@ var snapshotDeleteCommand = &cli.Command{
 	Usage:     "delete a snapshot",
 	ArgsUsage: "[MACHINE] NAME",
 	Action: func(cliCtx *cli.Context) error {
-		return eachSnapshotMachine(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine, snap string) error {
-			return env.SnapshotDelete(ctx, m, snap)
-		})
+		ms, env, snap, err := snapshotArgs(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.SnapshotDelete(cliCtx.Context, ms, snap)
 	},
 }
 
@@ -91,10 +95,11 @@ var snapshotPushCommand = &cli.Command{
 	Usage:     "save a snapshot with a name of its own, for 'snapshot pop'",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		return forMachines(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine) error {
-			_, err := env.SnapshotPush(ctx, m)
+		ms, env, err := projectMachines(cliCtx)
+		if err != nil {
 			return err
-		})
+		}
+		return env.SnapshotPush(cliCtx.Context, ms)
 	},
 }
 
@@ -111,36 +116,27 @@ var snapshotPopCommand = &cli.Command{
 			return err
 		}
 		opts.NoDelete = cliCtx.Bool("no-delete")
-		return forMachines(cliCtx, func(ctx context.Context, env *machine.Env, m *machine.Machine) error {
-			return env.SnapshotPop(ctx, m, opts)
-		})
+		ms, env, err := projectMachines(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.SnapshotPop(cliCtx.Context, ms, opts)
 	},
 }
 
-// eachSnapshotMachine handles "[MACHINE] NAME": with one argument the
-// snapshot name applies to every machine of the project (as in Vagrant).
-func eachSnapshotMachine(cliCtx *cli.Context, fn func(context.Context, *machine.Env, *machine.Machine, string) error) error {
+// snapshotArgs handles "[MACHINE] NAME": with one argument the snapshot
+// name applies to every machine of the project (as in Vagrant).
+func snapshotArgs(cliCtx *cli.Context) ([]*machine.Machine, *machine.Env, string, error) {
 	if err := checkArgs(cliCtx, 1, 2); err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	args := cliCtx.Args().Slice()
 	snap := args[len(args)-1]
 	if err := provider.CheckSnapshotName(snap); err != nil {
-		return usageError{err}
+		return nil, nil, "", usageError{err}
 	}
-	_, ms, env, err := machinesOf(args[:len(args)-1])
-	if err != nil {
-		return err
-	}
-	return eachMachine(ms, false, func(m *machine.Machine) error { return fn(cliCtx.Context, env, m, snap) })
-}
-
-// snapshotRow is one line of `den snapshot list --json`.
-type snapshotRow struct {
-	Machine string    `json:"machine"`
-	Name    string    `json:"name"`
-	Created time.Time `json:"created"`
-	Size    int64     `json:"size"`
+	ms, env, err := machinesOf(args[:len(args)-1])
+	return ms, env, snap, err
 }
 
 var snapshotListCommand = &cli.Command{
@@ -149,40 +145,32 @@ var snapshotListCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		p, ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
-		rows := []snapshotRow{}
-		var empty []string
-		for _, m := range ms {
-			list, err := env.SnapshotList(cliCtx.Context, m)
-			if err != nil {
-				return nameMachine(m, err)
-			}
-			if len(list) == 0 {
-				empty = append(empty, m.Name())
-			}
-			for _, s := range list {
-				rows = append(rows, snapshotRow{Machine: m.Name(), Name: s.Name, Created: s.Created, Size: s.Size})
-			}
+		rows, err := env.SnapshotList(cliCtx.Context, ms)
+		if err != nil {
+			return err
 		}
 		if cliCtx.Bool("json") {
 			return printJSON(rows)
 		}
-		printSnapshots(env.UI, p, rows, empty)
+		printSnapshots(env.UI, ms, rows)
 		return nil
 	},
 }
 
-func printSnapshots(u *ui.UI, p *config.Project, rows []snapshotRow, empty []string) {
-	for _, name := range empty {
-		u.Say(name, "No snapshots have been taken yet!")
+func printSnapshots(u ui.Reporter, ms []*machine.Machine, rows []machine.SnapshotRow) {
+	for _, m := range ms {
+		if !slices.ContainsFunc(rows, func(r machine.SnapshotRow) bool { return r.Machine == m.Name() }) {
+			u.Say(m.Name(), "No snapshots have been taken yet!")
+		}
 	}
 	if len(rows) == 0 {
 		return
 	}
-	several := len(p.Machines) > 1
+	several := len(ms[0].Project.Machines) > 1
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	if several {
 		fmt.Fprint(tw, "MACHINE\t")

@@ -26,7 +26,7 @@ var sshCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		client, _, err := env.Connect(cliCtx.Context, m)
+		client, err := env.Connect(cliCtx.Context, m)
 		if err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ var sshConfigCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		_, ms, err := selectedMachines(cliCtx.Args().Slice())
+		ms, err := selectMachines(cliCtx.Args().Slice())
 		if err != nil {
 			return err
 		}

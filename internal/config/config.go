@@ -14,13 +14,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/den-dev/den/internal/version"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
-
-	"github.com/den-dev/den/internal/fetch"
 )
 
 // FileName is the name of den's project file.
@@ -58,7 +57,7 @@ type Machine struct {
 	Name       string
 	Box        string
 	BoxRange   hcl.Range // the box value, for errors reported later (e.g. box not installed)
-	BoxVersion string    // box_version as written, e.g. ">= 1.2, < 2" (valid for fetch.ParseConstraints); "" allows any
+	BoxVersion string    // box_version as written, e.g. ">= 1.2, < 2" (valid for version.ParseConstraints); "" allows any
 	BoxURL     string    // box_url: where up gets a missing box, an http(s) URL (catalog or box file) or an absolute path; "" unset
 	Memory     int64     // bytes; 0 = no limit
 	CPUs       int       // 0 = no limit
@@ -357,7 +356,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	if a := attrs["box_version"]; a != nil {
 		if v, ok := l.value(a, cty.String); ok {
 			cs := strings.TrimSpace(v.AsString())
-			if _, err := fetch.ParseConstraints(cs); err != nil {
+			if _, err := version.ParseConstraints(cs); err != nil {
 				msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("box_version %q: ", cs))
 				l.errorf(a.Expr.Range(), "Invalid box_version",
 					`%s. Write conditions separated by commas, each an operator (=, !=, >, <, >=, <=, ~>) and a version, e.g. ">= 1.2, < 2" or "~> 1.2".`, msg)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -17,6 +18,9 @@ type DiagError struct {
 	Files map[string]*hcl.File
 	Diags hcl.Diagnostics
 }
+
+// ErrorKind makes a den.hcl diagnostic an errdefs.Invalid failure.
+func (e *DiagError) ErrorKind() errdefs.Kind { return errdefs.Invalid }
 
 // Error returns the first error as "den.hcl:3:5: summary", counting the rest.
 func (e *DiagError) Error() string {

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+
+	"github.com/den-dev/den/internal/version"
 )
 
 // MaxCatalogSize is the largest catalog FetchCatalog reads.
@@ -73,7 +75,7 @@ func (c *Catalog) check() error {
 		if strings.TrimSpace(v.Version) == "" {
 			return fmt.Errorf("versions[%d]: no version", i)
 		}
-		if _, err := ParseVersion(v.Version); err != nil {
+		if _, err := version.Parse(v.Version); err != nil {
 			return fmt.Errorf("versions[%d]: %w", i, err)
 		}
 		for j, p := range v.Providers {
@@ -93,11 +95,11 @@ func (c *Catalog) check() error {
 // more than once (one per architecture), the entry for the host's
 // architecture (runtime.GOARCH) wins, then one without an architecture,
 // then the first. The error lists the versions the catalog has.
-func (c *Catalog) Select(provider string, cs Constraints) (CatalogVersion, CatalogProvider, error) {
+func (c *Catalog) Select(provider string, cs version.Constraints) (CatalogVersion, CatalogProvider, error) {
 	var (
 		best    CatalogVersion
 		bestP   CatalogProvider
-		bestV   Version
+		bestV   version.Version
 		found   bool
 		listing []string
 	)
@@ -107,7 +109,7 @@ func (c *Catalog) Select(provider string, cs Constraints) (CatalogVersion, Catal
 			names = append(names, p.Name)
 		}
 		listing = append(listing, fmt.Sprintf("%s (%s)", cv.Version, strings.Join(names, ", ")))
-		v, err := ParseVersion(cv.Version)
+		v, err := version.Parse(cv.Version)
 		if err != nil || !cs.Check(v) {
 			continue
 		}
@@ -115,7 +117,7 @@ func (c *Catalog) Select(provider string, cs Constraints) (CatalogVersion, Catal
 		if !ok {
 			continue
 		}
-		if !found || Compare(v, bestV) > 0 {
+		if !found || version.Compare(v, bestV) > 0 {
 			best, bestP, bestV, found = cv, p, v, true
 		}
 	}

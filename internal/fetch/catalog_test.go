@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/den-dev/den/internal/version"
 )
 
 // testCatalog has two versions: 1.0.0 for lxc and virtualbox, 2.0.0 for
@@ -54,7 +56,7 @@ func TestCatalogSelect(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.provider+" "+tc.constraint, func(t *testing.T) {
-			cs, err := ParseConstraints(tc.constraint)
+			cs, err := version.ParseConstraints(tc.constraint)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,13 +9,13 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -164,23 +164,8 @@ func WritePidfile(path string) error {
 	if err != nil {
 		return fmt.Errorf("write pidfile %q: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write pidfile %q: %w", path, err)
-	}
-	_, err = fmt.Fprintf(tmp, "%d\n%s\n", pid, id)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write pidfile %q: %w", path, err)
+	if err := fsutil.WriteFileAtomic(path, fmt.Appendf(nil, "%d\n%s\n", pid, id), 0o644); err != nil {
+		return fmt.Errorf("write pidfile: %w", err)
 	}
 	return nil
 }

@@ -11,11 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
 // Lock is a held lock; Unlock releases it.
-type Lock struct{ f *os.File }
+type Lock struct {
+	f         *os.File
+	exclusive bool
+}
 
 // ErrHeld reports a lock that another process kept past the wait.
 var ErrHeld = errors.New("lock held")
@@ -37,16 +42,32 @@ func (e *HeldError) Error() string {
 // Unwrap lets errors.Is(err, ErrHeld) work.
 func (e *HeldError) Unwrap() error { return ErrHeld }
 
+// ErrorKind makes a held lock an errdefs.Locked failure.
+func (e *HeldError) ErrorKind() errdefs.Kind { return errdefs.Locked }
+
 // Acquire takes an exclusive lock on path, waiting up to wait for another
-// holder; what describes this holder for others ("den up").
+// holder; what describes this holder for others ("den up"). The lock file
+// must be a regular file: a symlink or anything else at path is refused,
+// never followed.
 func Acquire(ctx context.Context, path, what string, wait time.Duration) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	return acquire(ctx, path, what, wait, unix.LOCK_EX)
+}
+
+// AcquireShared takes a shared lock on path: any number of shared holders
+// at once, none while an exclusive one holds it (the box store: many ups
+// use boxes, one remove at a time changes them).
+func AcquireShared(ctx context.Context, path, what string, wait time.Duration) (*Lock, error) {
+	return acquire(ctx, path, what, wait, unix.LOCK_SH)
+}
+
+func acquire(ctx context.Context, path, what string, wait time.Duration, how int) (*Lock, error) {
+	f, err := fsutil.OpenRegular(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open lock %q: %w", path, err)
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
 			break
 		}
@@ -69,15 +90,18 @@ func Acquire(ctx context.Context, path, what string, wait time.Duration) (*Lock,
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	// Name the holder for whoever waits next.
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(fmt.Sprintf("%d %s\n", os.Getpid(), what)), 0)
+	// Name the holder for whoever waits next (an exclusive holder only:
+	// shared holders would overwrite each other).
+	if how == unix.LOCK_EX {
+		if err := f.Truncate(0); err == nil {
+			f.WriteAt(fmt.Appendf(nil, "%d %s\n", os.Getpid(), what), 0)
+		}
 	}
-	return &Lock{f: f}, nil
+	return &Lock{f: f, exclusive: how == unix.LOCK_EX}, nil
 }
 
 func readHolder(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadRegular(path, 4096)
 	if err != nil {
 		return ""
 	}
@@ -96,7 +120,9 @@ func (l *Lock) Unlock() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	l.f.Truncate(0)
+	if l.exclusive {
+		l.f.Truncate(0)
+	}
 	err := l.f.Close() // closing releases the flock
 	l.f = nil
 	return err

@@ -3,8 +3,10 @@ package machine
 import (
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/forward"
 )
 
@@ -40,13 +42,17 @@ func (e *Env) startForwards(m *Machine, rec *Record, keep bool) error {
 	}
 	name := m.Name()
 	if err := forward.CheckFree(rules); err != nil {
-		return fmt.Errorf("cannot forward ports: %w; free the port or change host in %s", err, m.Project.File)
+		return errdefs.Machinef(errdefs.Exists, name, "cannot forward ports: %v; free the port or change host in %s", err, m.Project.File)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find den's own binary to run the port forwarder: %w", err)
+	argv := slices.Clone(e.Forwarder)
+	if len(argv) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find den's own binary to run the port forwarder: %w", err)
+		}
+		argv = []string{self, ForwardCommand}
 	}
-	argv := []string{self, ForwardCommand, "--pidfile", pidfile}
+	argv = append(argv, "--pidfile", pidfile)
 	for _, r := range rules {
 		argv = append(argv, r.Arg())
 	}

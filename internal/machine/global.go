@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -30,6 +29,8 @@ type GlobalEntry struct {
 	// ContainerExists is set for a stale entry whose container is still
 	// there (its project folder went away under it).
 	ContainerExists bool `json:"-"`
+	// RemoveHint names the engine's commands that remove such a container.
+	RemoveHint string `json:"-"`
 }
 
 // GlobalID is the short id of a container in global-status: the first 7
@@ -86,15 +87,20 @@ func (e *Env) globalEntry(ctx context.Context, ie IndexEntry) GlobalEntry {
 	g := GlobalEntry{
 		ID:        GlobalID(ie.Container),
 		Name:      ie.Machine,
-		Provider:  "lxc",
+		Provider:  ie.Provider,
 		Directory: ie.Project,
 		Container: ie.Container,
 		Box:       ie.Box,
 	}
 	g.Address, _, _ = strings.Cut(ie.Address, "/")
-	st, err := e.Provider.State(ctx, ie.Container)
-	if err != nil {
-		st = provider.Unknown
+	st := provider.Unknown
+	prov, err := e.Provider(ie.Provider)
+	if err == nil {
+		g.Provider = prov.Name()
+		g.RemoveHint = prov.Hints(ie.Container).Remove
+		if st, err = prov.State(ctx, ie.Container); err != nil {
+			st = provider.Unknown
+		}
 	}
 	g.State = st.String()
 	fi, err := os.Stat(ie.Project)
@@ -102,7 +108,7 @@ func (e *Env) globalEntry(ctx context.Context, ie IndexEntry) GlobalEntry {
 	recordContainer := ""
 	if projectExists && ie.Machine != "" {
 		st := layout.ProjectState(ie.Project).Machine(ie.Machine)
-		if rec, err := readRecord(st); err == nil && rec != nil {
+		if rec, err := readRecord(st, ie.Project, ie.Machine); err == nil && rec != nil {
 			recordContainer = rec.Container
 		}
 	}
@@ -144,7 +150,3 @@ func (e *Env) PruneGlobal(ctx context.Context, stale []GlobalEntry) ([]GlobalEnt
 	}
 	return dropped, nil
 }
-
-// LXCPath is where the provider keeps containers (for hints naming LXC's
-// own tools).
-func (e *Env) LXCPath() string { return filepath.Clean(e.Home.Machines()) }

@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/den-dev/den/provider"
 )
 
 // guestSetup is what den writes into a new machine before its first boot.
@@ -39,17 +40,17 @@ KbdInteractiveAuthentication no
 UseDNS no
 `
 
-// prepareGuest writes the machine's identity into root, which is the
-// machine's merged filesystem. Every path resolves inside root (a box is
-// untrusted: its symlinks cannot lead den's writes out of it).
-func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error {
+// prepareGuest writes the machine's identity into its filesystem. Every
+// path resolves inside the machine (a box is untrusted: its symlinks
+// cannot lead den's writes out of it).
+func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)) error {
 	hosts := hostsFile(g.Hostname, g.Peers)
 	id := make([]byte, 16)
 	rand.Read(id)
 	files := []struct {
 		path string
 		data string
-		mode os.FileMode
+		mode fs.FileMode
 	}{
 		{"etc/hostname", g.Hostname + "\n", 0o644},
 		{"etc/hosts", hosts, 0o644},
@@ -57,32 +58,32 @@ func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error 
 		{"etc/resolv.conf", "# Written by den: the bridge's DNS.\nnameserver " + g.Nameserver + "\n", 0o644},
 	}
 	for _, f := range files {
-		if err := writeGuestFile(root, f.path, []byte(f.data), f.mode, 0, 0); err != nil {
+		if err := root.WriteFile(f.path, []byte(f.data), f.mode, 0, 0); err != nil {
 			return err
 		}
 	}
 	// Host keys: drop the box's, write the machine's own.
-	if entries, err := fs.ReadDir(root.FS(), "etc/ssh"); err == nil {
-		for _, en := range entries {
-			if strings.HasPrefix(en.Name(), "ssh_host_") {
-				if err := root.Remove("etc/ssh/" + en.Name()); err != nil {
-					return fmt.Errorf("remove the box's host key %s: %w", en.Name(), err)
-				}
-			}
-		}
-	} else {
+	entries, err := root.ReadDir("etc/ssh")
+	if err != nil {
 		return fmt.Errorf("box has no /etc/ssh: is openssh-server installed in it? (%w)", err)
 	}
-	if err := writeGuestFile(root, "etc/ssh/ssh_host_ed25519_key", g.HostKey, 0o600, 0, 0); err != nil {
+	for _, en := range entries {
+		if strings.HasPrefix(en.Name(), "ssh_host_") {
+			if err := root.Remove("etc/ssh/" + en.Name()); err != nil {
+				return fmt.Errorf("remove the box's host key %s: %w", en.Name(), err)
+			}
+		}
+	}
+	if err := root.WriteFile("etc/ssh/ssh_host_ed25519_key", g.HostKey, 0o600, 0, 0); err != nil {
 		return err
 	}
-	if err := writeGuestFile(root, "etc/ssh/ssh_host_ed25519_key.pub", g.HostPub, 0o644, 0, 0); err != nil {
+	if err := root.WriteFile("etc/ssh/ssh_host_ed25519_key.pub", g.HostPub, 0o644, 0, 0); err != nil {
 		return err
 	}
 	if err := mkdirGuest(root, "etc/ssh/sshd_config.d", 0o755, 0, 0); err != nil {
 		return err
 	}
-	if err := writeGuestFile(root, "etc/ssh/sshd_config.d/den.conf", []byte(sshdDropIn), 0o644, 0, 0); err != nil {
+	if err := root.WriteFile("etc/ssh/sshd_config.d/den.conf", []byte(sshdDropIn), 0o644, 0, 0); err != nil {
 		return err
 	}
 	uid, gid, home, err := setupUser(root, g, warn)
@@ -102,7 +103,7 @@ func prepareGuest(root *os.Root, g guestSetup, warn func(string, ...any)) error 
 	if err := mkdirGuest(root, sshDir, 0o700, uid, gid); err != nil {
 		return err
 	}
-	return writeGuestFile(root, path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
+	return root.WriteFile(path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
 }
 
 // hostsFile is the guest's /etc/hosts: its own name and its peers'.
@@ -120,40 +121,15 @@ func hostsFile(hostname string, peers []peer) string {
 // writeNames replaces the guest's /etc/hostname and /etc/hosts (before a
 // start, when the hostname, the project's machines or their addresses
 // changed).
-func writeNames(root *os.Root, hostname string, peers []peer) error {
-	if err := writeGuestFile(root, "etc/hostname", []byte(hostname+"\n"), 0o644, 0, 0); err != nil {
+func writeNames(root provider.GuestFS, hostname string, peers []peer) error {
+	if err := root.WriteFile("etc/hostname", []byte(hostname+"\n"), 0o644, 0, 0); err != nil {
 		return err
 	}
-	return writeGuestFile(root, "etc/hosts", []byte(hostsFile(hostname, peers)), 0o644, 0, 0)
-}
-
-// writeGuestFile replaces name (a file or a symlink, never followed) with data.
-func writeGuestFile(root *os.Root, name string, data []byte, mode os.FileMode, uid, gid int) error {
-	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("replace /%s in the machine: %w", name, err)
-	}
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("write /%s in the machine: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chown(uid, gid)
-	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write /%s in the machine: %w", name, err)
-	}
-	return nil
+	return root.WriteFile("etc/hosts", []byte(hostsFile(hostname, peers)), 0o644, 0, 0)
 }
 
 // mkdirGuest makes name (and parents) and gives name its mode and owner.
-func mkdirGuest(root *os.Root, name string, mode os.FileMode, uid, gid int) error {
+func mkdirGuest(root provider.GuestFS, name string, mode fs.FileMode, uid, gid int) error {
 	if err := root.MkdirAll(name, mode); err != nil {
 		return fmt.Errorf("create /%s in the machine: %w", name, err)
 	}
@@ -166,7 +142,7 @@ func mkdirGuest(root *os.Root, name string, mode os.FileMode, uid, gid int) erro
 // setupUser finds the login user and, when the project belongs to someone
 // else than the box user, gives the user the project owner's uid and gid so
 // files written in synced folders belong to that person.
-func setupUser(root *os.Root, g guestSetup, warn func(string, ...any)) (uid, gid int, home string, err error) {
+func setupUser(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (uid, gid int, home string, err error) {
 	passwd, err := root.ReadFile("etc/passwd")
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("read the box's /etc/passwd: %w", err)
@@ -224,27 +200,72 @@ func setupUser(root *os.Root, g guestSetup, warn func(string, ...any)) (uid, gid
 	}
 	f[2], f[3] = strconv.Itoa(g.UID), strconv.Itoa(newGID)
 	lines[at] = strings.Join(f, ":")
-	if err := writeGuestFile(root, "etc/passwd", []byte(strings.Join(lines, "\n")), 0o644, 0, 0); err != nil {
+	if err := root.WriteFile("etc/passwd", []byte(strings.Join(lines, "\n")), 0o644, 0, 0); err != nil {
 		return 0, 0, "", err
 	}
 	if newGID != gid {
-		if err := writeGuestFile(root, "etc/group", []byte(strings.Join(glines, "\n")), 0o644, 0, 0); err != nil {
+		if err := root.WriteFile("etc/group", []byte(strings.Join(glines, "\n")), 0o644, 0, 0); err != nil {
 			return 0, 0, "", err
 		}
 	}
 	// Hand the home folder over (copy-up of each entry in the overlay).
-	err = fs.WalkDir(root.FS(), home, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
+	err = walk(root, home, func(p string, info fs.FileInfo) error {
 		return chownIfOwned(root, p, info, uid, gid, g.UID, newGID)
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, "", fmt.Errorf("hand /%s to uid %d: %w", home, g.UID, err)
 	}
 	return g.UID, newGID, home, nil
+}
+
+// walk calls fn for name and everything under it, never following a
+// symlink (a link is reported, not entered).
+func walk(root provider.GuestFS, name string, fn func(p string, info fs.FileInfo) error) error {
+	info, err := root.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if err := fn(name, info); err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return nil
+	}
+	entries, err := root.ReadDir(name)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		if err := walk(root, path.Join(name, en.Name()), fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chownIfOwned gives p to newUID/newGID when it belonged to oldUID/oldGID.
+func chownIfOwned(root provider.GuestFS, p string, info fs.FileInfo, oldUID, oldGID, newUID, newGID int) error {
+	fuid, fgid, ok := provider.Owner(info)
+	if !ok {
+		return nil
+	}
+	uid, gid := -1, -1
+	if fuid == oldUID {
+		uid = newUID
+	}
+	if fgid == oldGID {
+		gid = newGID
+	}
+	if uid == -1 && gid == -1 {
+		return nil
+	}
+	mode := info.Mode()
+	if err := root.Lchown(p, uid, gid); err != nil {
+		return err
+	}
+	// chown clears setuid/setgid bits: put them back on regular files.
+	if mode.Type() == 0 && mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+		return root.Chmod(p, mode)
+	}
+	return nil
 }

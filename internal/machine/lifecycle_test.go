@@ -1,8 +1,6 @@
 package machine
 
 import (
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,7 +103,7 @@ func TestPackageScrub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	removed, err := packageScrub(root, "den")
+	removed, err := packageScrub(provider.RootFS(root), "den")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +129,7 @@ func TestPackageScrub(t *testing.T) {
 		t.Errorf("/etc/machine-id should be empty, 0444: %v %v", fi, err)
 	}
 	// Twice is fine: nothing left to remove but the machine id.
-	if _, err := packageScrub(root, "den"); err != nil {
+	if _, err := packageScrub(provider.RootFS(root), "den"); err != nil {
 		t.Errorf("second scrub: %v", err)
 	}
 }
@@ -149,7 +147,7 @@ func TestPackageScrubStaysInsideRootfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	_, err = packageScrub(root, "den")
+	_, err = packageScrub(provider.RootFS(root), "den")
 	if err == nil || !strings.Contains(err.Error(), "authorized_keys") {
 		t.Errorf("scrub through a symlink out of the rootfs: %v", err)
 	}
@@ -164,36 +162,7 @@ func TestPackageScrubUnknownUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	if _, err := packageScrub(root, "vagrant"); err == nil || !strings.Contains(err.Error(), `"vagrant"`) {
+	if _, err := packageScrub(provider.RootFS(root), "vagrant"); err == nil || !strings.Contains(err.Error(), `"vagrant"`) {
 		t.Errorf("scrub for a missing user: %v", err)
-	}
-}
-
-// plainProvider has only the base abilities: no snapshots, no export.
-type plainProvider struct{ provider.Provider }
-
-func TestOptionalAbilitiesNotSupported(t *testing.T) {
-	e := &Env{Provider: plainProvider{}}
-	ctx := context.Background()
-	_, pushErr := e.SnapshotPush(ctx, nil)
-	_, listErr := e.SnapshotList(ctx, nil)
-	tests := []struct {
-		name string
-		err  error
-	}{
-		{"save", e.SnapshotSave(ctx, nil, "s", false)},
-		{"restore", e.SnapshotRestore(ctx, nil, "s", RestoreOptions{})},
-		{"delete", e.SnapshotDelete(ctx, nil, "s")},
-		{"push", pushErr},
-		{"pop", e.SnapshotPop(ctx, nil, RestoreOptions{})},
-		{"list", listErr},
-		{"package", e.Package(ctx, nil, PackageOptions{Output: "x.box"})},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if !errors.Is(tc.err, provider.ErrNotSupported) {
-				t.Errorf("got %v, want ErrNotSupported", tc.err)
-			}
-		})
 	}
 }

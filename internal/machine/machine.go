@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,27 +17,14 @@ import (
 
 	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/layout"
 	"github.com/den-dev/den/internal/lock"
 	"github.com/den-dev/den/internal/sshx"
-	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
 )
-
-// Env is what every machine operation needs.
-type Env struct {
-	Home     layout.Home
-	Provider provider.Provider
-	Store    *box.Store
-	UI       *ui.UI
-	// EnsureBox returns the installed box a machine names, building it when
-	// it is missing and den knows how (set by the CLI).
-	EnsureBox func(ctx context.Context, m *config.Machine) (*box.Box, error)
-	// ReadyTimeout bounds the wait for sshd after start.
-	ReadyTimeout time.Duration
-}
 
 // Machine is one machine of a project.
 type Machine struct {
@@ -45,7 +33,7 @@ type Machine struct {
 	State   layout.MachineState
 }
 
-// New returns the machine named name in p.
+// New returns the machine m of p.
 func New(p *config.Project, m *config.Machine) *Machine {
 	return &Machine{Project: p, Config: m, State: layout.ProjectState(p.Dir).Machine(m.Name)}
 }
@@ -56,29 +44,43 @@ func (m *Machine) Name() string { return m.Config.Name }
 // Container is the machine's container name.
 func (m *Machine) Container() string { return ContainerName(m.Project.Dir, m.Config.Name) }
 
-// Record reads the machine's record; nil when it was never created.
-func (m *Machine) Record() (*Record, error) { return readRecord(m.State) }
+// Record reads the machine's record; nil when it was never created. A
+// record that does not hold what den wrote for this machine is refused
+// (errdefs.Tampered).
+func (m *Machine) Record() (*Record, error) { return readRecord(m.State, m.Project.Dir, m.Name()) }
 
-// Lock takes the machine's lock for a changing command.
-func (m *Machine) Lock(ctx context.Context, what string) (*lock.Lock, error) {
+// lockWait is how long a command waits for another one's machine lock.
+const lockWait = 3 * time.Second
+
+// lock takes the machine's lock for a changing operation, which holds it
+// for its whole duration.
+func (m *Machine) lock(ctx context.Context, what string) (*lock.Lock, error) {
 	if err := ensureStateDir(m.Project.Dir, m.State); err != nil {
 		return nil, err
 	}
-	return lock.Acquire(ctx, m.State.Lock(), what, 3*time.Second)
+	return lock.Acquire(ctx, m.State.Lock(), what, lockWait)
 }
 
-// ensureStateDir makes .den/ (0700, ignored by git) and .den/<machine>/.
+// ensureStateDir makes .den/ (0700, ignored by git) and .den/<machine>/,
+// refusing either when it is a symlink or not a folder: den writes keys
+// there and must not be led elsewhere.
 func ensureStateDir(projectDir string, st layout.MachineState) error {
 	top := layout.ProjectState(projectDir).Path()
-	if err := os.MkdirAll(top, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", top, err)
+	for _, d := range []string{top, st.Path()} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return errdefs.Newf(errdefs.Tampered, "%s is not a folder (it is a %s): den keeps machine state and keys there; remove it", d, fi.Mode().Type())
+		}
 	}
 	gi := filepath.Join(top, ".gitignore")
-	if _, err := os.Stat(gi); errors.Is(err, os.ErrNotExist) {
-		os.WriteFile(gi, []byte("# den's machine state: private keys, pinned host keys. Never commit it.\n*\n"), 0o644)
-	}
-	if err := os.MkdirAll(st.Path(), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", st.Path(), err)
+	if _, err := os.Lstat(gi); errors.Is(err, fs.ErrNotExist) {
+		fsutil.WriteFileAtomic(gi, []byte("# den's machine state: private keys, pinned host keys. Never commit it.\n*\n"), 0o644)
 	}
 	return nil
 }
@@ -90,25 +92,56 @@ type Status struct {
 	Address   string `json:"address,omitempty"`
 	Container string `json:"container,omitempty"`
 	Box       string `json:"box"`
+	Provider  string `json:"provider"`
 }
 
-// current reads the machine's record and its state from the provider; a
-// machine that was never created has a nil record and state NotCreated.
-func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.State, error) {
-	rec, err := m.Record()
-	if err != nil || rec == nil {
-		return nil, provider.NotCreated, err
+// machineProvider returns the provider of m: the one its record names,
+// else the default.
+func (e *Env) machineProvider(rec *Record) (provider.Provider, error) {
+	name := ""
+	if rec != nil {
+		name = rec.Provider
 	}
-	st, err := e.Provider.State(ctx, rec.Container)
-	return rec, st, err
+	return e.Provider(name)
 }
 
-// Status reads the machine's state without starting or contacting it.
-func (e *Env) Status(ctx context.Context, m *Machine) (Status, error) {
+// current reads the machine's record, its provider and its state; a
+// machine that was never created has a nil record and state NotCreated.
+func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.Provider, provider.State, error) {
+	rec, err := m.Record()
+	if err != nil {
+		return nil, nil, provider.Unknown, err
+	}
+	prov, err := e.machineProvider(rec)
+	if err != nil {
+		return nil, nil, provider.Unknown, err
+	}
+	if rec == nil {
+		return nil, prov, provider.NotCreated, nil
+	}
+	st, err := prov.State(ctx, rec.Container)
+	return rec, prov, st, err
+}
+
+// created is current for operations that need a created machine.
+func (e *Env) created(ctx context.Context, m *Machine, what string) (*Record, provider.Provider, provider.State, error) {
+	rec, prov, st, err := e.current(ctx, m)
+	if err == nil && st == provider.NotCreated {
+		err = notCreated(m, what)
+	}
+	return rec, prov, st, err
+}
+
+// status reads one machine's state without starting or contacting it.
+func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 	s := Status{Name: m.Name(), Box: m.Config.Box, State: provider.NotCreated.String()}
-	rec, st, err := e.current(ctx, m)
-	if err != nil || rec == nil {
+	rec, prov, st, err := e.current(ctx, m)
+	if err != nil {
 		return s, err
+	}
+	s.Provider = prov.Name()
+	if rec == nil {
+		return s, nil
 	}
 	s.State, s.Container, s.Address = st.String(), rec.Container, rec.IP()
 	if rec.Box != "" {
@@ -117,48 +150,22 @@ func (e *Env) Status(ctx context.Context, m *Machine) (Status, error) {
 	return s, nil
 }
 
-// UpOptions tune `den up`.
+// UpOptions tune Up, Reload and a restore's start.
 type UpOptions struct {
 	Provision ProvisionMode
 	With      []string // --provision-with: run just these provisioners
+	Parallel  bool     // bring several machines up at once
 }
 
-// Up creates the machine when missing, starts it when stopped and waits for
-// sshd, then provisions it as opts say. It holds the machine's lock
-// throughout.
-func (e *Env) Up(ctx context.Context, m *Machine, opts UpOptions) error {
-	lk, err := m.Lock(ctx, "den up")
+// upLocked creates the machine when missing, starts it when stopped and
+// waits for sshd, then provisions it as opts say. The caller holds the
+// machine's lock.
+func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
+	rec, prov, state, err := e.current(ctx, m)
 	if err != nil {
 		return err
 	}
-	defer lk.Unlock()
-	return e.up(ctx, m, opts)
-}
-
-// Reload halts the machine and brings it up again with the current
-// den.hcl (memory, cpus, synced folders, forwards, lxc config), keeping
-// its disk. It holds the machine's lock throughout.
-func (e *Env) Reload(ctx context.Context, m *Machine, opts UpOptions, timeout time.Duration) error {
-	lk, err := m.Lock(ctx, "den reload")
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
-	if rec, err := m.Record(); err == nil && rec != nil && rec.Box != "" && rec.Box != m.Config.Box {
-		e.UI.Warn(m.Name(), "den.hcl names box %s, but the machine was made from %s; 'den destroy' and 'den up' make it anew from the new box", m.Config.Box, rec.Box)
-	}
-	if err := e.halt(ctx, m, false, timeout); err != nil {
-		return err
-	}
-	return e.up(ctx, m, opts)
-}
-
-func (e *Env) up(ctx context.Context, m *Machine, opts UpOptions) error {
-	if err := host.Check(host.Need{LXC: true, Bridge: m.Config.Bridge}); err != nil {
-		return err
-	}
-	rec, state, err := e.current(ctx, m)
-	if err != nil {
+	if err := prov.CheckHost(ctx, []string{m.Config.Bridge}); err != nil {
 		return err
 	}
 	name := m.Name()
@@ -172,18 +179,18 @@ func (e *Env) up(ctx context.Context, m *Machine, opts UpOptions) error {
 		if opts.Provision == ProvisionAuto && len(opts.With) == 0 && !hasAlways(m.Config.Provisions) {
 			return nil
 		}
-		if client, _, err = e.Connect(ctx, m); err != nil {
+		if client, err = e.dial(ctx, m, rec, prov); err != nil {
 			return err
 		}
 	case provider.Frozen:
-		return fmt.Errorf("machine %q is suspended: run 'den resume %s'", name, name)
+		return errdefs.Machinef(errdefs.Frozen, name, "machine %q is suspended: run 'den resume %s'", name, name)
 	case provider.NotCreated:
-		if rec, err = e.create(ctx, m, rec); err != nil {
+		if rec, err = e.create(ctx, m, prov); err != nil {
 			return err
 		}
 		fallthrough
 	default:
-		if client, err = e.start(ctx, m, rec); err != nil {
+		if client, err = e.start(ctx, m, rec, prov); err != nil {
 			return err
 		}
 	}
@@ -215,17 +222,40 @@ func hasAlways(provs []config.Provision) bool {
 	return false
 }
 
-// create makes the container: box, address, keys, the machine's layer.
-// rec may hold the address reserved for the machine (see Reserve).
-func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record, error) {
+// ensureBox returns the installed box m names, building or fetching it
+// when missing (one at a time per box name in this process; other dens
+// wait on the store). The caller holds the store's shared lock.
+func (e *Env) ensureBox(ctx context.Context, m *Machine) (*box.Box, error) {
+	c := m.Config
+	mu := e.boxMutex(c.Box)
+	mu.Lock()
+	defer mu.Unlock()
+	return e.Store.Ensure(ctx, e.UI, boxWant(c))
+}
+
+// create makes the machine: box, address, keys, its own layer, and its
+// index entry. It holds the box store's shared lock until the index names
+// the machine, so no 'box remove' takes the box meanwhile. A reservation
+// (see Reserve) gives the address it prefers.
+func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*Record, error) {
+	storeLock, err := e.Store.Lock(ctx, false, "den up")
+	if err != nil {
+		return nil, err
+	}
+	defer storeLock.Unlock()
 	name := m.Name()
-	b, err := e.EnsureBox(ctx, m.Config)
+	b, err := e.ensureBox(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	reserved, err := m.Record()
 	if err != nil {
 		return nil, err
 	}
 	e.UI.Say(name, "Creating machine from box %s (%s)...", b.Name, b.Version)
 	rec := &Record{
 		Container:  m.Container(),
+		Provider:   providerField(e, prov),
 		Project:    m.Project.Dir,
 		Machine:    name,
 		Bridge:     m.Config.Bridge,
@@ -238,7 +268,7 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 	if reserved != nil && reserved.Bridge == rec.Bridge {
 		prefer = reserved.Address
 	}
-	if err := e.assignAddress(ctx, rec, prefer); err != nil {
+	if err := e.assignAddress(ctx, rec, prov, prefer); err != nil {
 		return nil, err
 	}
 	// Keys: the machine's client key and host key, written before the record
@@ -251,10 +281,10 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 	if err != nil {
 		return nil, err
 	}
-	if err := sshx.WriteFileAtomic(m.State.Key(), privPEM, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(m.State.Key(), privPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := sshx.WriteFileAtomic(m.State.HostKey(), hostPub, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(m.State.HostKey(), hostPub, 0o644); err != nil {
 		return nil, err
 	}
 	if err := writeKnownHosts(m, rec, hostPub); err != nil {
@@ -271,8 +301,8 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 		return nil, err
 	}
 	spec.Warn = func(format string, args ...any) { e.UI.Warn(name, format, args...) }
-	spec.Prepare = func(ctx context.Context, root *os.Root) error {
-		return prepareGuest(root, guestSetup{
+	spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) error {
+		return prepareGuest(gfs, guestSetup{
 			Hostname:   m.Config.Hostname,
 			User:       rec.User,
 			UID:        uid,
@@ -284,7 +314,7 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 			Peers:      peers,
 		}, func(format string, args ...any) { e.UI.Warn(name, format, args...) })
 	}
-	if err := e.Provider.Create(ctx, spec); err != nil {
+	if err := prov.Create(ctx, spec); err != nil {
 		return nil, err
 	}
 	ix, err := OpenIndex(ctx, e.Home)
@@ -298,31 +328,50 @@ func (e *Env) create(ctx context.Context, m *Machine, reserved *Record) (*Record
 	return rec, nil
 }
 
-// Reserve gives every machine of the project an address before any is
-// created, so each machine's /etc/hosts can name all its peers from the
-// first boot. A reservation is a record without a container.
-func (e *Env) Reserve(ctx context.Context, p *config.Project) error {
-	for _, c := range p.Machines {
-		m := New(p, c)
-		if err := ensureStateDir(p.Dir, m.State); err != nil {
-			return err
-		}
-		rec, err := m.Record()
-		if err != nil {
-			return err
-		}
-		if rec != nil && rec.Address != "" && rec.Bridge == c.Bridge {
-			continue
-		}
-		rec = &Record{Container: m.Container(), Project: p.Dir, Machine: c.Name, Bridge: c.Bridge, Box: c.Box, Created: time.Now().UTC()}
-		if err := e.assignAddress(ctx, rec, ""); err != nil {
-			return err
-		}
-		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
-			return err
-		}
+// providerField is the provider's name as a record keeps it: "" for the
+// default one, so records stay as they were before providers had names.
+func providerField(e *Env, p provider.Provider) string {
+	if p.Name() == e.fallback {
+		return ""
 	}
-	return nil
+	return p.Name()
+}
+
+// reserve gives machine m an address before it is created (see Reserve).
+// A machine another den holds the lock of is left alone: that den is
+// making it.
+func (e *Env) reserve(ctx context.Context, m *Machine) error {
+	if err := ensureStateDir(m.Project.Dir, m.State); err != nil {
+		return err
+	}
+	lk, err := lock.Acquire(ctx, m.State.Lock(), "den up (reserving an address)", 100*time.Millisecond)
+	if errors.Is(err, lock.ErrHeld) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
+	rec, err := m.Record()
+	if err != nil {
+		return err
+	}
+	c := m.Config
+	if rec != nil && rec.Address != "" && rec.Bridge == c.Bridge {
+		return nil
+	}
+	prov, err := e.machineProvider(rec)
+	if err != nil {
+		return err
+	}
+	if _, ok := prov.(provider.Addresser); !ok {
+		return nil
+	}
+	rec = &Record{Container: m.Container(), Provider: providerField(e, prov), Project: m.Project.Dir, Machine: c.Name, Bridge: c.Bridge, Box: c.Box, Created: time.Now().UTC()}
+	if err := e.assignAddress(ctx, rec, prov, ""); err != nil {
+		return err
+	}
+	return writeJSON(m.State.Record(), rec, 0o600)
 }
 
 // peers lists the project's other machines with their addresses.
@@ -348,14 +397,15 @@ func uniq(a, b string) []string {
 	return []string{a, b}
 }
 
-// assignAddress gives rec a free address on its bridge, keeping prefer when
-// it is still free.
-func (e *Env) assignAddress(ctx context.Context, rec *Record, prefer string) error {
-	subnet, err := host.BridgePrefix(rec.Bridge)
-	if err != nil {
-		return err
+// assignAddress gives rec a free address on its bridge from a provider
+// that allocates them, keeping prefer when it is still free, and records
+// it in the index at once. Allocation is one at a time on the whole host,
+// across den homes.
+func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Provider, prefer string) error {
+	alloc, ok := prov.(provider.Addresser)
+	if !ok {
+		return nil
 	}
-	// One allocation at a time on the whole host, across den homes.
 	hostLock, err := lockAddresses(ctx, e.Home)
 	if err != nil {
 		return err
@@ -366,13 +416,12 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prefer string) err
 		return err
 	}
 	defer ix.Close()
-	addr, err := ix.Allocate(rec.Bridge, rec.Container, subnet, prefer)
+	pfx, _ := netip.ParsePrefix(prefer)
+	n, err := alloc.AllocateAddress(ctx, rec.Bridge, rec.Container, pfx, ix.takenAddresses(rec.Container))
 	if err != nil {
 		return err
 	}
-	gw, _ := netip.AddrFromSlice(subnet.IP.To4())
-	rec.Address, rec.Gateway, rec.MAC = addr.String(), gw.String(), MACFor(addr.Addr())
-	// Reserve it in the index at once, before the container config exists.
+	rec.Address, rec.Gateway, rec.MAC = n.Address.String(), n.Gateway.String(), n.MAC
 	return ix.Put(rec.indexEntry())
 }
 
@@ -382,7 +431,7 @@ func writeKnownHosts(m *Machine, rec *Record, hostPub []byte) error {
 		return err
 	}
 	line := sshx.KnownHostsLine(SSHAlias(m), rec.IP(), key)
-	return sshx.WriteFileAtomic(m.State.KnownHosts(), []byte(line), 0o644)
+	return fsutil.WriteFileAtomic(m.State.KnownHosts(), []byte(line), 0o644)
 }
 
 // SSHAlias is the Host name of the machine in ssh-config output.
@@ -400,13 +449,17 @@ func ownerOf(dir string) (int, int) {
 
 // spec builds the provider spec from the current den.hcl and the record.
 func (e *Env) spec(m *Machine, b *box.Box, rec *Record) (*provider.Spec, error) {
-	addr, err := netip.ParsePrefix(rec.Address)
-	if err != nil {
-		return nil, fmt.Errorf("record %s: bad address %q", m.State.Record(), rec.Address)
-	}
-	gw, err := netip.ParseAddr(rec.Gateway)
-	if err != nil {
-		return nil, fmt.Errorf("record %s: bad gateway %q", m.State.Record(), rec.Gateway)
+	var network provider.Network
+	if rec.Address != "" {
+		addr, err := netip.ParsePrefix(rec.Address)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: bad address %q", m.State.Record(), rec.Address)
+		}
+		gw, err := netip.ParseAddr(rec.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: bad gateway %q", m.State.Record(), rec.Gateway)
+		}
+		network = provider.Network{Bridge: rec.Bridge, Address: addr, Gateway: gw, MAC: rec.MAC}
 	}
 	boxCfg, err := b.LXCConfig()
 	if err != nil {
@@ -427,7 +480,7 @@ func (e *Env) spec(m *Machine, b *box.Box, rec *Record) (*provider.Spec, error) 
 		Memory:    m.Config.Memory,
 		CPUs:      m.Config.CPUs,
 		Mounts:    mounts,
-		Network:   provider.Network{Bridge: rec.Bridge, Address: addr, Gateway: gw, MAC: rec.MAC},
+		Network:   network,
 		BoxConfig: boxCfg,
 		RawConfig: raw,
 	}, nil
@@ -458,20 +511,26 @@ func (e *Env) mounts(m *Machine) ([]provider.Mount, error) {
 	return append(out, guards...), nil
 }
 
-// start applies the current den.hcl, starts the container, waits for sshd
-// and returns the ssh client.
-func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, error) {
+// start applies the current den.hcl, starts the machine, waits for sshd
+// and returns the ssh client. It holds the box store's shared lock while
+// the machine starts on its box.
+func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) (*ssh.Client, error) {
 	name := m.Name()
+	storeLock, err := e.Store.Lock(ctx, false, "den up")
+	if err != nil {
+		return nil, err
+	}
+	defer storeLock.Unlock()
 	b, err := e.Store.Get(rec.Box, rec.BoxVersion)
 	if err != nil {
-		return nil, fmt.Errorf("machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
+		return nil, errdefs.Machinef(errdefs.BoxMissing, name, "machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
 	}
 	if rec.Bridge != m.Config.Bridge {
 		rec.Bridge = m.Config.Bridge
 	}
 	// Keep the address unless someone else took it while the machine was off.
 	old := rec.Address
-	if err := e.assignAddress(ctx, rec, old); err != nil {
+	if err := e.assignAddress(ctx, rec, prov, old); err != nil {
 		return nil, err
 	}
 	if rec.Address != old {
@@ -479,7 +538,7 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, 
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 			return nil, err
 		}
-		if pub, err := os.ReadFile(m.State.HostKey()); err == nil {
+		if pub, err := fsutil.ReadRegular(m.State.HostKey(), maxRecord); err == nil {
 			writeKnownHosts(m, rec, pub)
 		}
 	}
@@ -492,8 +551,8 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, 
 	// before it boots.
 	peers := e.peers(m)
 	if hosts := hostsFile(m.Config.Hostname, peers); hosts != rec.Hosts {
-		spec.Prepare = func(ctx context.Context, root *os.Root) error {
-			return writeNames(root, m.Config.Hostname, peers)
+		spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) error {
+			return writeNames(gfs, m.Config.Hostname, peers)
 		}
 		rec.Hosts = hosts
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
@@ -504,15 +563,16 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, 
 		return nil, err
 	}
 	e.UI.Say(name, "Starting machine...")
-	if err := e.Provider.Start(ctx, spec); err != nil {
+	if err := prov.Start(ctx, spec); err != nil {
 		e.stopForwards(m)
 		return nil, err
 	}
-	e.checkLimits(ctx, m, rec)
+	storeLock.Unlock()
+	e.checkLimits(ctx, m, rec, prov)
 	e.UI.Say(name, "Waiting for machine to boot...")
 	e.UI.Detail(name, "SSH address: %s:22", rec.IP())
 	e.UI.Detail(name, "SSH username: %s", rec.User)
-	client, err := e.waitSSH(ctx, m, rec)
+	client, err := e.waitSSH(ctx, m, rec, prov)
 	if err != nil {
 		return nil, err
 	}
@@ -522,11 +582,11 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, 
 
 // checkLimits reads the memory limit and CPUs in force back from the
 // running machine and warns when they differ from den.hcl's.
-func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record) {
+func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) {
 	if m.Config.Memory == 0 && m.Config.CPUs == 0 {
 		return
 	}
-	info, err := e.Provider.Inspect(ctx, rec.Container)
+	info, err := prov.Inspect(ctx, rec.Container)
 	if err != nil {
 		return
 	}
@@ -540,8 +600,9 @@ func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record) {
 	}
 }
 
-// Target returns the pinned ssh target of the machine.
-func (m *Machine) Target(rec *Record) (sshx.Target, error) {
+// target returns the pinned ssh target of the machine, reached through
+// the provider when it has its own way there.
+func (e *Env) target(m *Machine, rec *Record, prov provider.Provider) (sshx.Target, error) {
 	signer, err := sshx.LoadSigner(m.State.Key())
 	if err != nil {
 		return sshx.Target{}, err
@@ -550,11 +611,15 @@ func (m *Machine) Target(rec *Record) (sshx.Target, error) {
 	if err != nil {
 		return sshx.Target{}, err
 	}
-	return sshx.Target{Addr: rec.IP() + ":22", User: rec.User, Signer: signer, HostKey: hk, PinFile: m.State.HostKey()}, nil
+	t := sshx.Target{Addr: rec.IP() + ":22", User: rec.User, Signer: signer, HostKey: hk, PinFile: m.State.HostKey()}
+	if d, ok := prov.(provider.Dialer); ok {
+		t.Dial = func(ctx context.Context) (net.Conn, error) { return d.DialGuest(ctx, rec.Container, 22) }
+	}
+	return t, nil
 }
 
-func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record) (*ssh.Client, error) {
-	t, err := m.Target(rec)
+func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) (*ssh.Client, error) {
+	t, err := e.target(m, rec, prov)
 	if err != nil {
 		return nil, err
 	}
@@ -566,53 +631,62 @@ func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record) (*ssh.Client
 	defer cancel()
 	c, err := sshx.WaitReady(wctx, t, 50*time.Millisecond)
 	if err != nil {
-		info, _ := e.Provider.Inspect(ctx, rec.Container)
-		return nil, fmt.Errorf("machine %q: %w\n(the machine is %s; look inside with 'lxc-attach -P %s -n %s', LXC log: %s)", m.Name(), err, info.State, filepath.Dir(filepath.Dir(info.LogFile)), rec.Container, info.LogFile)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		info, _ := prov.Inspect(ctx, rec.Container)
+		h := prov.Hints(rec.Container)
+		return nil, errdefs.Machinef(errdefs.Internal, m.Name(), "machine %q: %w\n(the machine is %s; look inside with '%s', log: %s)", m.Name(), err, info.State, h.Shell, h.Log)
 	}
 	return c, nil
 }
 
 // Connect opens a pinned ssh connection to a running machine.
-func (e *Env) Connect(ctx context.Context, m *Machine) (*ssh.Client, *Record, error) {
-	rec, st, err := e.current(ctx, m)
+func (e *Env) Connect(ctx context.Context, m *Machine) (*ssh.Client, error) {
+	rec, prov, st, err := e.current(ctx, m)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	name := m.Name()
 	switch st {
 	case provider.NotCreated:
-		return nil, nil, fmt.Errorf("machine %q is not created: run 'den up %s'", name, name)
+		return nil, errdefs.Machinef(errdefs.NotCreated, name, "machine %q is not created: run 'den up %s'", name, name)
 	case provider.Frozen:
-		return nil, nil, fmt.Errorf("machine %q is suspended (frozen): run 'den resume %s' first", name, name)
+		return nil, frozen(m)
 	case provider.Running:
 	default:
-		return nil, nil, fmt.Errorf("machine %q is %s: run 'den up %s'", name, st, name)
+		return nil, errdefs.Machinef(errdefs.NotRunning, name, "machine %q is %s: run 'den up %s'", name, st, name)
 	}
-	t, err := m.Target(rec)
+	return e.dial(ctx, m, rec, prov)
+}
+
+// dial makes one pinned ssh connection to a running machine.
+func (e *Env) dial(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) (*ssh.Client, error) {
+	t, err := e.target(m, rec, prov)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c, err := sshx.Dial(dctx, t)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to machine %q: %w", name, err)
+		return nil, fmt.Errorf("connect to machine %q: %w", m.Name(), err)
 	}
-	return c, rec, nil
+	return c, nil
 }
 
-// Halt stops the machine: a clean shutdown within timeout, then a kill.
-func (e *Env) Halt(ctx context.Context, m *Machine, force bool, timeout time.Duration) error {
-	lk, err := m.Lock(ctx, "den halt")
-	if err != nil {
+// stop is the one way den stops a machine: the provider stops it (a clean
+// shutdown within timeout, then a kill; at once when force) and its port
+// forwarder ends with it.
+func (e *Env) stop(ctx context.Context, m *Machine, rec *Record, prov provider.Provider, force bool, timeout time.Duration) error {
+	if err := prov.Stop(ctx, rec.Container, force, timeout); err != nil {
 		return err
 	}
-	defer lk.Unlock()
-	return e.halt(ctx, m, force, timeout)
+	return e.stopForwards(m)
 }
 
 func (e *Env) halt(ctx context.Context, m *Machine, force bool, timeout time.Duration) error {
-	rec, st, err := e.current(ctx, m)
+	rec, prov, st, err := e.current(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -630,24 +704,20 @@ func (e *Env) halt(ctx context.Context, m *Machine, force bool, timeout time.Dur
 	} else {
 		e.UI.Say(name, "Attempting graceful shutdown...")
 	}
-	if err := e.Provider.Stop(ctx, rec.Container, force, timeout); err != nil {
-		return err
-	}
-	return e.stopForwards(m)
+	return e.stop(ctx, m, rec, prov, force, timeout)
 }
 
-// Destroy removes the machine: container, layer, record, index entry. The
+// destroy removes the machine: container, layer, record, index entry. The
 // project folder and every synced folder are never touched: the provider
 // refuses while anything is mounted in the machine's folder and deletes
 // without following links or crossing mounts.
-func (e *Env) Destroy(ctx context.Context, m *Machine) error {
-	lk, err := m.Lock(ctx, "den destroy")
+func (e *Env) destroy(ctx context.Context, m *Machine) error {
+	name := m.Name()
+	rec, err := m.Record()
 	if err != nil {
 		return err
 	}
-	defer lk.Unlock()
-	name := m.Name()
-	rec, err := m.Record()
+	prov, err := e.machineProvider(rec)
 	if err != nil {
 		return err
 	}
@@ -655,7 +725,7 @@ func (e *Env) Destroy(ctx context.Context, m *Machine) error {
 	if rec != nil {
 		container = rec.Container
 	}
-	st, err := e.Provider.State(ctx, container)
+	st, err := prov.State(ctx, container)
 	if err != nil {
 		return err
 	}
@@ -670,7 +740,7 @@ func (e *Env) Destroy(ctx context.Context, m *Machine) error {
 	if err := e.stopForwards(m); err != nil {
 		return err
 	}
-	if err := e.Provider.Destroy(ctx, container); err != nil {
+	if err := prov.Destroy(ctx, container); err != nil {
 		return err
 	}
 	ix, err := OpenIndex(ctx, e.Home)
@@ -683,10 +753,7 @@ func (e *Env) Destroy(ctx context.Context, m *Machine) error {
 		return err
 	}
 	// .den/<machine> holds only den's own files (keys, record, lock).
-	if err := removeStateDir(m.State); err != nil {
-		return err
-	}
-	return nil
+	return removeStateDir(m.State)
 }
 
 // removeStateDir deletes .den/<machine> after checking it holds only plain
@@ -701,7 +768,7 @@ func removeStateDir(st layout.MachineState) error {
 	}
 	for _, en := range entries {
 		if !en.Type().IsRegular() {
-			return fmt.Errorf("%s holds %q, which den did not write; remove that folder by hand", st.Path(), en.Name())
+			return errdefs.Newf(errdefs.Tampered, "%s holds %q, which den did not write; remove that folder by hand", st.Path(), en.Name())
 		}
 	}
 	return fsutil.RemoveTree(st.Path())
@@ -709,9 +776,9 @@ func removeStateDir(st layout.MachineState) error {
 
 // Inspect reads the machine's state and limits back from the provider.
 func (e *Env) Inspect(ctx context.Context, m *Machine) (provider.Info, error) {
-	rec, err := m.Record()
+	rec, prov, st, err := e.current(ctx, m)
 	if err != nil || rec == nil {
-		return provider.Info{State: provider.NotCreated}, err
+		return provider.Info{State: st}, err
 	}
-	return e.Provider.Inspect(ctx, rec.Container)
+	return prov.Inspect(ctx, rec.Container)
 }

@@ -1,15 +1,13 @@
 package machine
 
 import (
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/den-dev/den/internal/layout"
+	"github.com/den-dev/den/provider"
 )
 
 func writeFile(t *testing.T, path, data string, mode os.FileMode) {
@@ -60,7 +58,7 @@ func TestPrepareGuest(t *testing.T) {
 	}
 	defer root.Close()
 	var warnings []string
-	err = prepareGuest(root, guestSetup{
+	err = prepareGuest(provider.RootFS(root), guestSetup{
 		Hostname: "web", User: "den", UID: 1234, GID: 1234,
 		Authorized: []byte("ssh-ed25519 AAAA den web\n"),
 		HostKey:    []byte("PRIVATE"), HostPub: []byte("ssh-ed25519 BBBB\n"),
@@ -119,7 +117,7 @@ func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
 	dir := fakeRootfs(t)
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	err := prepareGuest(root, guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	err := prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +130,7 @@ func TestPrepareGuestMissingUser(t *testing.T) {
 	dir := fakeRootfs(t)
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	err := prepareGuest(root, guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
+	err := prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
 	if err == nil || !strings.Contains(err.Error(), `"vagrant"`) {
 		t.Fatalf("want an error naming the user, got %v", err)
 	}
@@ -148,7 +146,7 @@ func TestPrepareGuestStaysInsideRootfs(t *testing.T) {
 	}
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	err := prepareGuest(root, guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	err := prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 	if err == nil {
 		t.Fatal("writing through a symlink out of the rootfs succeeded")
 	}
@@ -164,36 +162,6 @@ func TestContainerName(t *testing.T) {
 	}
 	if b := ContainerName("/srv/My Project!", "web"); a == b {
 		t.Errorf("two folders share a container name %q", a)
-	}
-}
-
-func TestAllocateSkipsUsedAndKeepsPreferred(t *testing.T) {
-	home := layout.Home(t.TempDir())
-	ix := &Index{home: home}
-	_, subnet, _ := net.ParseCIDR("10.99.0.1/24")
-	subnet.IP = net.ParseIP("10.99.0.1").To4()
-	writeJSON(home.Index(), []IndexEntry{{Container: "other", Address: "10.99.0.254/24"}}, 0o644)
-	writeFile(t, filepath.Join(home.Machines(), "third", "config"), "lxc.net.0.ipv4.address = 10.99.0.253/24 10.99.0.255\n", 0o644)
-	got, err := ix.Allocate("nobr0", "me", subnet, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.String() != "10.99.0.252/24" {
-		t.Errorf("allocated %v, want 10.99.0.252/24", got)
-	}
-	// Its own old address is kept; someone else's is not.
-	writeFile(t, filepath.Join(home.Machines(), "me", "config"), "lxc.net.0.ipv4.address = 10.99.0.200/24 10.99.0.255\n", 0o644)
-	if got, _ := ix.Allocate("nobr0", "me", subnet, "10.99.0.200/24"); got.String() != "10.99.0.200/24" {
-		t.Errorf("preferred address not kept: %v", got)
-	}
-	if got, _ := ix.Allocate("nobr0", "me", subnet, "10.99.0.254/24"); got.String() == "10.99.0.254/24" {
-		t.Errorf("took another machine's address")
-	}
-}
-
-func TestMACFor(t *testing.T) {
-	if got := MACFor(netip.MustParseAddr("10.0.3.200")); got != "00:16:3e:00:03:c8" {
-		t.Errorf("MACFor = %s", got)
 	}
 }
 
@@ -229,7 +197,7 @@ func TestPrepareGuestVagrantBox(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer root.Close()
-			err = prepareGuest(root, guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("ssh-ed25519 AAAA den default\n"),
+			err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("ssh-ed25519 AAAA den default\n"),
 				HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
 )
@@ -30,10 +31,6 @@ type PackageOptions struct {
 // and the result is packed with fresh metadata. Package holds the
 // machine's lock.
 func (e *Env) Package(ctx context.Context, m *Machine, opts PackageOptions) error {
-	ex, ok := e.Provider.(provider.Exporter)
-	if !ok {
-		return fmt.Errorf("package: %w", provider.ErrNotSupported)
-	}
 	if opts.Version != "" {
 		if err := box.CheckVersion(opts.Version); err != nil {
 			return err
@@ -44,34 +41,42 @@ func (e *Env) Package(ctx context.Context, m *Machine, opts PackageOptions) erro
 		return err
 	}
 	if _, err := os.Lstat(output); err == nil {
-		return fmt.Errorf("%s exists already: remove it or name another file with --output", output)
+		return errdefs.Newf(errdefs.Exists, "%s exists already: remove it or name another file with --output", output)
 	}
 	if fi, err := os.Stat(filepath.Dir(output)); err != nil || !fi.IsDir() {
-		return fmt.Errorf("cannot write %s: its folder does not exist", output)
+		return errdefs.Newf(errdefs.Invalid, "cannot write %s: its folder does not exist", output)
 	}
-	lk, err := m.Lock(ctx, "den package")
+	lk, err := m.lock(ctx, "den package")
 	if err != nil {
-		return err
+		return named(m, err)
 	}
 	defer lk.Unlock()
+	return named(m, e.pack(ctx, m, output, opts))
+}
+
+func (e *Env) pack(ctx context.Context, m *Machine, output string, opts PackageOptions) error {
 	name := m.Name()
-	rec, st, err := e.createdRecord(ctx, m, "package")
+	rec, prov, st, err := e.created(ctx, m, "package")
 	if err != nil {
 		return err
+	}
+	ex, ok := prov.(provider.Exporter)
+	if !ok {
+		return fmt.Errorf("package on provider %s: %w", prov.Name(), provider.ErrNotSupported)
 	}
 	src, err := e.Store.Get(rec.Box, rec.BoxVersion)
 	if err != nil {
-		return fmt.Errorf("machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
+		return errdefs.Machinef(errdefs.BoxMissing, name, "machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
 	}
 	if st == provider.Running || st == provider.Frozen {
 		e.UI.Say(name, "Attempting graceful shutdown of machine (it stays stopped; 'den up' starts it again)...")
-		if err := e.Provider.Stop(ctx, rec.Container, false, 30*time.Second); err != nil {
+		if err := e.stop(ctx, m, rec, prov, false, 30*time.Second); err != nil {
 			return err
 		}
 	}
 	now := time.Now().UTC()
 	meta := box.Metadata{
-		Provider:     "lxc",
+		Provider:     box.FormatProvider,
 		Version:      box.FormatVersion,
 		BuiltOn:      now.Format(time.RFC3339),
 		TemplateOpts: src.Meta.TemplateOpts,
@@ -98,7 +103,7 @@ func (e *Env) Package(ctx context.Context, m *Machine, opts PackageOptions) erro
 		if err != nil {
 			return err
 		}
-		removed, err := packageScrub(root, rec.User)
+		removed, err := packageScrub(provider.RootFS(root), rec.User)
 		root.Close()
 		if err != nil {
 			return fmt.Errorf("remove the machine's keys from the package: %w", err)
@@ -132,7 +137,7 @@ func (e *Env) Package(ctx context.Context, m *Machine, opts PackageOptions) erro
 // machine id copy, systemd's random seed and DHCP leases. The sshd drop-in
 // den wrote stays (it names the host key file den writes at create). It
 // returns what it removed, as guest paths.
-func packageScrub(root *os.Root, user string) ([]string, error) {
+func packageScrub(root provider.GuestFS, user string) ([]string, error) {
 	var removed []string
 	remove := func(name string) error {
 		fi, err := root.Lstat(name)
@@ -143,7 +148,7 @@ func packageScrub(root *os.Root, user string) ([]string, error) {
 			return err
 		}
 		if fi.IsDir() {
-			err = root.RemoveAll(name)
+			err = removeAll(root, name)
 		} else {
 			err = root.Remove(name)
 		}
@@ -160,7 +165,7 @@ func packageScrub(root *os.Root, user string) ([]string, error) {
 	names := []string{path.Join(home, ".ssh/authorized_keys"), "etc/hostname", "var/lib/dbus/machine-id", "var/lib/systemd/random-seed"}
 	for _, g := range []string{"etc/ssh/ssh_host_*", "var/lib/dhcp/*"} {
 		dir, pattern := path.Split(g)
-		entries, err := fs.ReadDir(root.FS(), path.Clean(dir))
+		entries, err := root.ReadDir(path.Clean(dir))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
@@ -175,7 +180,7 @@ func packageScrub(root *os.Root, user string) ([]string, error) {
 			return nil, fmt.Errorf("remove /%s: %w", n, err)
 		}
 	}
-	if err := writeGuestFile(root, "etc/machine-id", nil, 0o444, 0, 0); err != nil {
+	if err := root.WriteFile("etc/machine-id", nil, 0o444, 0, 0); err != nil {
 		return nil, err
 	}
 	removed = append(removed, "/etc/machine-id (emptied)")
@@ -184,7 +189,7 @@ func packageScrub(root *os.Root, user string) ([]string, error) {
 
 // userHome returns the home folder of user from the guest's /etc/passwd,
 // relative to the root.
-func userHome(root *os.Root, user string) (string, error) {
+func userHome(root provider.GuestFS, user string) (string, error) {
 	passwd, err := root.ReadFile("etc/passwd")
 	if err != nil {
 		return "", fmt.Errorf("read the machine's /etc/passwd: %w", err)
@@ -196,4 +201,24 @@ func userHome(root *os.Root, user string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("the machine has no user %q in /etc/passwd", user)
+}
+
+// removeAll removes name and everything under it, never following a link.
+func removeAll(root provider.GuestFS, name string) error {
+	entries, err := root.ReadDir(name)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		child := path.Join(name, en.Name())
+		if en.IsDir() {
+			err = removeAll(root, child)
+		} else {
+			err = root.Remove(child)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return root.Remove(name)
 }

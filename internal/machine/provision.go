@@ -33,19 +33,6 @@ type ProvisionOptions struct {
 	AlwaysOnly bool
 }
 
-// Provision runs the machine's provisioners over ssh. The machine must be
-// running. A failing provisioner stops the run and leaves the machine up
-// for inspection; the error names it and is a *provision.ProvisionError
-// when the guest command failed.
-func (e *Env) Provision(ctx context.Context, m *Machine, opts ProvisionOptions) error {
-	client, _, err := e.Connect(ctx, m)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	return e.provision(ctx, m, client, opts)
-}
-
 // provision runs the provisioners opts selects over client.
 func (e *Env) provision(ctx context.Context, m *Machine, client *ssh.Client, opts ProvisionOptions) error {
 	name := m.Name()
@@ -64,9 +51,9 @@ func (e *Env) provision(ctx context.Context, m *Machine, client *ssh.Client, opt
 		}
 		return nil
 	}
-	out := e.UI.Writer(name, false)
+	out := e.UI.Output(name, false)
 	defer out.Close()
-	errw := e.UI.Writer(name, true)
+	errw := e.UI.Output(name, true)
 	defer errw.Close()
 	err := provision.Run(ctx, sshx.NewComm(client), provs, provision.Options{
 		Machine: name,

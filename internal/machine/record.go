@@ -1,6 +1,3 @@
-// Package machine turns a project's den.hcl machines into provider calls:
-// up, halt, destroy, status and the ssh target, with locks, records in .den/
-// and the host-wide index.
 package machine
 
 import (
@@ -9,18 +6,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/layout"
 )
 
 // Record is what .den/<machine>/machine.json keeps about a created machine.
 type Record struct {
 	Container  string    `json:"container"`
+	Provider   string    `json:"provider,omitempty"` // "" is the default provider (lxc)
 	Project    string    `json:"project"`
 	Machine    string    `json:"machine"`
 	Address    string    `json:"address"` // 10.0.3.200/24
@@ -44,35 +46,98 @@ func (r *Record) IP() string {
 
 // indexEntry is the record's line in the host-wide index.
 func (r *Record) indexEntry() IndexEntry {
-	return IndexEntry{Container: r.Container, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created}
+	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created}
 }
 
-func readRecord(st layout.MachineState) (*Record, error) {
-	b, err := os.ReadFile(st.Record())
-	if errors.Is(err, os.ErrNotExist) {
+// maxRecord bounds what den reads from .den/ (its own files are small).
+const maxRecord = 1 << 20
+
+var (
+	macRE    = regexp.MustCompile(`^([0-9a-f]{2}:){5}[0-9a-f]{2}$`)
+	ifaceRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	loginRE  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	hostsMax = 64 << 10
+)
+
+// check refuses a record that does not hold what den writes for machine
+// of the project in projectDir: .den/ is in a folder that a guest, a
+// checkout or another person may write, and its values become container
+// names, addresses and ssh users. Nothing in it is used until it passes.
+func (r *Record) check(path, projectDir, machine string) error {
+	bad := func(format string, args ...any) error {
+		return errdefs.Machinef(errdefs.Tampered, machine, "%s does not hold what den wrote: %s; if the machine is gone, delete that folder (or run 'den destroy %s' from the project's original folder)", path, fmt.Sprintf(format, args...), machine)
+	}
+	if want := ContainerName(projectDir, machine); r.Container != want {
+		return bad("it names container %q, but den names this project's machine %q %q (was the project moved from %q?)", r.Container, machine, want, r.Project)
+	}
+	if r.Project != projectDir || r.Machine != machine {
+		return bad("it is for machine %q of %q", r.Machine, r.Project)
+	}
+	if r.Address != "" {
+		if _, err := netip.ParsePrefix(r.Address); err != nil {
+			return bad("address %q", r.Address)
+		}
+	}
+	if r.Gateway != "" {
+		if _, err := netip.ParseAddr(r.Gateway); err != nil {
+			return bad("gateway %q", r.Gateway)
+		}
+	}
+	if r.MAC != "" && !macRE.MatchString(r.MAC) {
+		return bad("MAC %q", r.MAC)
+	}
+	if r.Bridge != "" && !ifaceRE.MatchString(r.Bridge) {
+		return bad("bridge %q", r.Bridge)
+	}
+	if r.User != "" && !loginRE.MatchString(r.User) {
+		return bad("login user %q", r.User)
+	}
+	if r.Box != "" && box.CheckName(r.Box) != nil {
+		return bad("box %q", r.Box)
+	}
+	if r.BoxVersion != "" && box.CheckVersion(r.BoxVersion) != nil {
+		return bad("box version %q", r.BoxVersion)
+	}
+	if r.Provider != "" && !loginRE.MatchString(r.Provider) {
+		return bad("provider %q", r.Provider)
+	}
+	if len(r.Hosts) > hostsMax {
+		return bad("an /etc/hosts of %d bytes", len(r.Hosts))
+	}
+	return nil
+}
+
+// readRecord reads and checks the record of machine in projectDir; nil
+// when there is none.
+func readRecord(st layout.MachineState, projectDir, machine string) (*Record, error) {
+	path := st.Record()
+	b, err := fsutil.ReadRegular(path, maxRecord)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	if errors.Is(err, fsutil.ErrNotRegular) {
+		return nil, errdefs.Machinef(errdefs.Tampered, machine, "%v: den writes a plain file there; remove it", err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w (if the machine is gone, delete that folder)", st.Record(), err)
+		return nil, errdefs.Machinef(errdefs.Tampered, machine, "%s is damaged: %v (if the machine is gone, delete that folder)", path, err)
+	}
+	if err := r.check(path, projectDir, machine); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
 
-func writeJSON(path string, v any, mode os.FileMode) error {
+// writeJSON writes v as indented JSON through the atomic writer.
+func writeJSON(path string, v any, mode fs.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteFileAtomic(path, append(b, '\n'), mode)
 }
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
@@ -90,3 +155,11 @@ func ContainerName(projectDir, machine string) string {
 	sum := sha256.Sum256([]byte(projectDir))
 	return fmt.Sprintf("den-%s-%s-%s", slug, machine, hex.EncodeToString(sum[:])[:6])
 }
+
+// containerRE is the form of every name ContainerName makes (machine
+// names are checked by the config decoder: letters, digits, '-').
+var containerRE = regexp.MustCompile(`^den-[a-z0-9-]{1,20}-[a-z][a-z0-9-]{0,30}-[0-9a-f]{6}$`)
+
+// validContainer reports whether name could come from ContainerName: no
+// path element, nothing but the characters it uses.
+func validContainer(name string) bool { return containerRE.MatchString(name) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
 )
@@ -26,67 +27,74 @@ type RestoreOptions struct {
 }
 
 // snapshotter returns the provider's snapshot ability, or ErrNotSupported.
-func (e *Env) snapshotter() (provider.Snapshotter, error) {
-	s, ok := e.Provider.(provider.Snapshotter)
+func snapshotter(prov provider.Provider) (provider.Snapshotter, error) {
+	s, ok := prov.(provider.Snapshotter)
 	if !ok {
-		return nil, fmt.Errorf("snapshots: %w", provider.ErrNotSupported)
+		return nil, fmt.Errorf("snapshots on provider %s: %w", prov.Name(), provider.ErrNotSupported)
 	}
 	return s, nil
 }
 
-// createdRecord returns the record of a created machine, or an error that
-// says what to run.
-func (e *Env) createdRecord(ctx context.Context, m *Machine, what string) (*Record, provider.State, error) {
-	rec, st, err := e.current(ctx, m)
-	if err != nil {
-		return nil, provider.Unknown, err
-	}
-	if st == provider.NotCreated {
-		return nil, st, fmt.Errorf("machine %q is not created: nothing to %s (run 'den up %s' first)", m.Name(), what, m.Name())
-	}
-	return rec, st, nil
+// snapshotCall runs fn for each machine under its lock, with the record,
+// provider, state and snapshot ability of a created machine.
+func (e *Env) snapshotCall(ctx context.Context, ms []*Machine, verb, what string, fn func(m *Machine, rec *Record, prov provider.Provider, s provider.Snapshotter, st provider.State) error) error {
+	return each(ctx, ms, false, func(m *Machine) error {
+		lk, err := m.lock(ctx, verb)
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
+		rec, prov, st, err := e.created(ctx, m, what)
+		if err != nil {
+			return err
+		}
+		s, err := snapshotter(prov)
+		if err != nil {
+			return err
+		}
+		return fn(m, rec, prov, s, st)
+	})
 }
 
-// SnapshotSave saves the machine's filesystem as snapshot snap. A running
-// machine is frozen during the copy (milliseconds for a small layer) and
-// keeps running; only what the machine changed on top of its box is
-// copied. replace overwrites a snapshot of that name.
-func (e *Env) SnapshotSave(ctx context.Context, m *Machine, snap string, replace bool) error {
+// SnapshotSave saves each machine's filesystem as snapshot snap. A
+// running machine is frozen during the copy (milliseconds for a small
+// layer) and keeps running; only what the machine changed on top of its
+// box is copied. replace overwrites a snapshot of that name.
+func (e *Env) SnapshotSave(ctx context.Context, ms []*Machine, snap string, replace bool) error {
 	if err := provider.CheckSnapshotName(snap); err != nil {
 		return err
 	}
-	s, err := e.snapshotter()
-	if err != nil {
-		return err
-	}
-	lk, err := m.Lock(ctx, "den snapshot save")
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
-	return e.saveLocked(ctx, m, s, snap, replace)
+	return e.snapshotCall(ctx, ms, "den snapshot save", "snapshot", func(m *Machine, rec *Record, _ provider.Provider, s provider.Snapshotter, st provider.State) error {
+		return e.save(ctx, m, rec, s, st, snap, replace)
+	})
 }
 
-func (e *Env) saveLocked(ctx context.Context, m *Machine, s provider.Snapshotter, snap string, replace bool) error {
+// SnapshotPush saves, for each machine, a snapshot with a name of its own
+// (push_...) for SnapshotPop to bring back.
+func (e *Env) SnapshotPush(ctx context.Context, ms []*Machine) error {
+	return e.snapshotCall(ctx, ms, "den snapshot push", "snapshot", func(m *Machine, rec *Record, _ provider.Provider, s provider.Snapshotter, st provider.State) error {
+		snap := fmt.Sprintf("%s%d_%04d", PushPrefix, time.Now().Unix(), rand.IntN(10000))
+		return e.save(ctx, m, rec, s, st, snap, false)
+	})
+}
+
+func (e *Env) save(ctx context.Context, m *Machine, rec *Record, s provider.Snapshotter, st provider.State, snap string, replace bool) error {
 	name := m.Name()
-	rec, st, err := e.createdRecord(ctx, m, "snapshot")
-	if err != nil {
-		return err
-	}
+	exists := errdefs.Machinef(errdefs.Exists, name, "machine %q already has a snapshot %q: pick another name, or pass --force to replace it", name, snap)
 	if !replace {
 		list, err := s.Snapshots(ctx, rec.Container)
 		if err != nil {
 			return err
 		}
 		if hasSnapshot(list, snap) {
-			return fmt.Errorf("machine %q already has a snapshot %q: pick another name, or pass --force to replace it", name, snap)
+			return exists
 		}
 	}
 	e.UI.Say(name, "Snapshotting the machine as '%s'...", snap)
 	start := time.Now()
 	saved, err := s.SaveSnapshot(ctx, rec.Container, snap, replace)
 	if errors.Is(err, provider.ErrSnapshotExists) {
-		return fmt.Errorf("machine %q already has a snapshot %q: pick another name, or pass --force to replace it", name, snap)
+		return exists
 	}
 	if err != nil {
 		return err
@@ -100,70 +108,41 @@ func (e *Env) saveLocked(ctx context.Context, m *Machine, s provider.Snapshotter
 	return nil
 }
 
-// SnapshotRestore brings the machine's filesystem back to snapshot snap. A
-// running or suspended machine is stopped first (what it holds now is
+// SnapshotRestore brings each machine's filesystem back to snapshot snap.
+// A running or suspended machine is stopped first (what it holds now is
 // discarded, as in Vagrant); afterwards the machine is started unless
-// opts.NoStart. The machine keeps its keys: the snapshot holds the keys
-// den wrote into the guest when it created the machine.
-func (e *Env) SnapshotRestore(ctx context.Context, m *Machine, snap string, opts RestoreOptions) error {
+// opts.NoStart. The machine's lock is held from the stop to the end of the
+// start. The machine keeps its keys: the snapshot holds the keys den wrote
+// into the guest when it created the machine.
+func (e *Env) SnapshotRestore(ctx context.Context, ms []*Machine, snap string, opts RestoreOptions) error {
 	if err := provider.CheckSnapshotName(snap); err != nil {
 		return err
 	}
-	s, err := e.snapshotter()
-	if err != nil {
-		return err
-	}
-	if err := e.restoreStep(ctx, m, s, func(context.Context) (string, error) { return snap, nil }, false); err != nil {
-		return err
-	}
-	return e.afterRestore(ctx, m, opts)
-}
-
-// SnapshotPush saves a snapshot with a name of its own (push_...), for
-// SnapshotPop to bring back.
-func (e *Env) SnapshotPush(ctx context.Context, m *Machine) (string, error) {
-	s, err := e.snapshotter()
-	if err != nil {
-		return "", err
-	}
-	lk, err := m.Lock(ctx, "den snapshot push")
-	if err != nil {
-		return "", err
-	}
-	defer lk.Unlock()
-	snap := fmt.Sprintf("%s%d_%04d", PushPrefix, time.Now().Unix(), rand.IntN(10000))
-	if err := e.saveLocked(ctx, m, s, snap, false); err != nil {
-		return "", err
-	}
-	return snap, nil
-}
-
-// SnapshotPop restores the newest pushed snapshot, then deletes it unless
-// opts.NoDelete.
-func (e *Env) SnapshotPop(ctx context.Context, m *Machine, opts RestoreOptions) error {
-	s, err := e.snapshotter()
-	if err != nil {
-		return err
-	}
-	pick := func(ctx context.Context) (string, error) {
-		rec, err := m.Record()
-		if err != nil || rec == nil {
-			return "", err
+	return e.snapshotCall(ctx, ms, "den snapshot restore", "restore", func(m *Machine, rec *Record, prov provider.Provider, s provider.Snapshotter, st provider.State) error {
+		if err := e.restore(ctx, m, rec, prov, s, st, snap, false); err != nil {
+			return err
 		}
+		return e.afterRestore(ctx, m, opts)
+	})
+}
+
+// SnapshotPop restores each machine's newest pushed snapshot, then
+// deletes it unless opts.NoDelete.
+func (e *Env) SnapshotPop(ctx context.Context, ms []*Machine, opts RestoreOptions) error {
+	return e.snapshotCall(ctx, ms, "den snapshot pop", "restore", func(m *Machine, rec *Record, prov provider.Provider, s provider.Snapshotter, st provider.State) error {
 		list, err := s.Snapshots(ctx, rec.Container)
 		if err != nil {
-			return "", err
+			return err
 		}
 		snap := newestPushed(list)
 		if snap == "" {
-			return "", fmt.Errorf("machine %q has no pushed snapshot: 'den snapshot push' saves one", m.Name())
+			return errdefs.Machinef(errdefs.NotFound, m.Name(), "machine %q has no pushed snapshot: 'den snapshot push' saves one", m.Name())
 		}
-		return snap, nil
-	}
-	if err := e.restoreStep(ctx, m, s, pick, !opts.NoDelete); err != nil {
-		return err
-	}
-	return e.afterRestore(ctx, m, opts)
+		if err := e.restore(ctx, m, rec, prov, s, st, snap, !opts.NoDelete); err != nil {
+			return err
+		}
+		return e.afterRestore(ctx, m, opts)
+	})
 }
 
 func hasSnapshot(list []provider.Snapshot, snap string) bool {
@@ -190,33 +169,20 @@ func newestPushed(list []provider.Snapshot) string {
 	return newest.Name
 }
 
-// restoreStep stops the machine, restores the snapshot pick names, and
-// deletes it when del is set, all under the machine's lock.
-func (e *Env) restoreStep(ctx context.Context, m *Machine, s provider.Snapshotter, pick func(context.Context) (string, error), del bool) error {
-	lk, err := m.Lock(ctx, "den snapshot restore")
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
+// restore stops the machine (through the one stop path, so its forwarder
+// ends too), restores snapshot snap and deletes it when del is set.
+func (e *Env) restore(ctx context.Context, m *Machine, rec *Record, prov provider.Provider, s provider.Snapshotter, st provider.State, snap string, del bool) error {
 	name := m.Name()
-	rec, st, err := e.createdRecord(ctx, m, "restore")
-	if err != nil {
-		return err
-	}
-	snap, err := pick(ctx)
-	if err != nil {
-		return err
-	}
 	list, err := s.Snapshots(ctx, rec.Container)
 	if err != nil {
 		return err
 	}
 	if !hasSnapshot(list, snap) {
-		return fmt.Errorf("machine %q has no snapshot %q (see 'den snapshot list')", name, snap)
+		return errdefs.Machinef(errdefs.NotFound, name, "machine %q has no snapshot %q (see 'den snapshot list')", name, snap)
 	}
 	if st == provider.Running || st == provider.Frozen {
 		e.UI.Say(name, "Forcing shutdown of machine...")
-		if err := e.Provider.Stop(ctx, rec.Container, true, 0); err != nil {
+		if err := e.stop(ctx, m, rec, prov, true, 0); err != nil {
 			return err
 		}
 	}
@@ -237,68 +203,72 @@ func (e *Env) restoreStep(ctx context.Context, m *Machine, s provider.Snapshotte
 }
 
 // afterRestore starts the machine again (den up, provisioning as opts.Up
-// says) unless told not to. It runs after the restore released the lock,
-// since Up takes it.
+// says) unless told not to. The caller holds the machine's lock.
 func (e *Env) afterRestore(ctx context.Context, m *Machine, opts RestoreOptions) error {
 	if opts.NoStart {
 		e.UI.Say(m.Name(), "Machine left stopped: 'den up' starts it.")
 		return nil
 	}
-	return e.Up(ctx, m, opts.Up)
+	return e.upLocked(ctx, m, opts.Up)
 }
 
-// SnapshotList lists the machine's snapshots, oldest first; none when the
-// machine is not created.
-func (e *Env) SnapshotList(ctx context.Context, m *Machine) ([]provider.Snapshot, error) {
-	s, err := e.snapshotter()
-	if err != nil {
-		return nil, err
-	}
-	rec, err := m.Record()
-	if err != nil || rec == nil {
-		return nil, err
-	}
-	return s.Snapshots(ctx, rec.Container)
+// SnapshotRow is one snapshot of one machine.
+type SnapshotRow struct {
+	Machine string `json:"machine"`
+	provider.Snapshot
 }
 
-// SnapshotDelete deletes snapshot snap of the machine.
-func (e *Env) SnapshotDelete(ctx context.Context, m *Machine, snap string) error {
+// SnapshotList lists each machine's snapshots, oldest first; a machine
+// that is not created has none.
+func (e *Env) SnapshotList(ctx context.Context, ms []*Machine) ([]SnapshotRow, error) {
+	rows := []SnapshotRow{}
+	for _, m := range ms {
+		rec, prov, _, err := e.current(ctx, m)
+		if err != nil {
+			return rows, named(m, err)
+		}
+		if rec == nil {
+			continue
+		}
+		s, err := snapshotter(prov)
+		if err != nil {
+			return rows, named(m, err)
+		}
+		list, err := s.Snapshots(ctx, rec.Container)
+		if err != nil {
+			return rows, named(m, err)
+		}
+		for _, snap := range list {
+			rows = append(rows, SnapshotRow{Machine: m.Name(), Snapshot: snap})
+		}
+	}
+	return rows, nil
+}
+
+// SnapshotDelete deletes snapshot snap of each machine.
+func (e *Env) SnapshotDelete(ctx context.Context, ms []*Machine, snap string) error {
 	if err := provider.CheckSnapshotName(snap); err != nil {
 		return err
 	}
-	s, err := e.snapshotter()
-	if err != nil {
-		return err
-	}
-	lk, err := m.Lock(ctx, "den snapshot delete")
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
-	name := m.Name()
-	rec, err := m.Record()
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		return fmt.Errorf("machine %q is not created: it has no snapshots", name)
-	}
-	list, err := s.Snapshots(ctx, rec.Container)
-	if err != nil {
-		return err
-	}
-	notFound := fmt.Errorf("machine %q has no snapshot %q (see 'den snapshot list')", name, snap)
-	if !hasSnapshot(list, snap) {
-		return notFound
-	}
-	e.UI.Say(name, "Deleting the snapshot '%s'...", snap)
-	err = s.DeleteSnapshot(ctx, rec.Container, snap)
-	if errors.Is(err, provider.ErrSnapshotNotFound) {
-		return notFound
-	}
-	if err != nil {
-		return err
-	}
-	e.UI.Say(name, "Snapshot deleted!")
-	return nil
+	return e.snapshotCall(ctx, ms, "den snapshot delete", "delete", func(m *Machine, rec *Record, _ provider.Provider, s provider.Snapshotter, _ provider.State) error {
+		name := m.Name()
+		notFound := errdefs.Machinef(errdefs.NotFound, name, "machine %q has no snapshot %q (see 'den snapshot list')", name, snap)
+		list, err := s.Snapshots(ctx, rec.Container)
+		if err != nil {
+			return err
+		}
+		if !hasSnapshot(list, snap) {
+			return notFound
+		}
+		e.UI.Say(name, "Deleting the snapshot '%s'...", snap)
+		err = s.DeleteSnapshot(ctx, rec.Container, snap)
+		if errors.Is(err, provider.ErrSnapshotNotFound) {
+			return notFound
+		}
+		if err != nil {
+			return err
+		}
+		e.UI.Say(name, "Snapshot deleted!")
+		return nil
+	})
 }

@@ -7,18 +7,17 @@ import (
 	"github.com/den-dev/den/provider"
 )
 
-// Suspend freezes a running machine with the freezer cgroup: every process
-// stops where it is and keeps its memory until Resume. A suspended machine
-// refuses ssh (it could not answer) and up; halt and destroy thaw it first.
-// Suspend holds the machine's lock.
-func (e *Env) Suspend(ctx context.Context, m *Machine) error {
-	return e.freezer(ctx, m, true)
+// Suspend freezes each running machine with the freezer cgroup: every
+// process stops where it is and keeps its memory until Resume. A suspended
+// machine refuses ssh (it could not answer) and up; halt and destroy thaw
+// it first. Each machine's lock is held.
+func (e *Env) Suspend(ctx context.Context, ms []*Machine) error {
+	return each(ctx, ms, false, func(m *Machine) error { return e.freezer(ctx, m, true) })
 }
 
-// Resume thaws a suspended machine and waits until its sshd answers.
-// Resume holds the machine's lock.
-func (e *Env) Resume(ctx context.Context, m *Machine) error {
-	return e.freezer(ctx, m, false)
+// Resume thaws each suspended machine and waits until its sshd answers.
+func (e *Env) Resume(ctx context.Context, ms []*Machine) error {
+	return each(ctx, ms, false, func(m *Machine) error { return e.freezer(ctx, m, false) })
 }
 
 // freezer suspends (freeze) or resumes a machine, saying so when it is in
@@ -28,13 +27,13 @@ func (e *Env) freezer(ctx context.Context, m *Machine, freeze bool) error {
 	if freeze {
 		verb = "den suspend"
 	}
-	lk, err := m.Lock(ctx, verb)
+	lk, err := m.lock(ctx, verb)
 	if err != nil {
 		return err
 	}
 	defer lk.Unlock()
 	name := m.Name()
-	rec, st, err := e.current(ctx, m)
+	rec, prov, st, err := e.current(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -57,17 +56,17 @@ func (e *Env) freezer(ctx context.Context, m *Machine, freeze bool) error {
 	}
 	if freeze {
 		e.UI.Say(name, "Suspending machine...")
-		if err := e.Provider.Freeze(ctx, rec.Container); err != nil {
+		if err := prov.Freeze(ctx, rec.Container); err != nil {
 			return err
 		}
 		e.UI.Say(name, "Machine suspended. 'den resume' wakes it up.")
 		return nil
 	}
 	e.UI.Say(name, "Resuming suspended machine...")
-	if err := e.Provider.Unfreeze(ctx, rec.Container); err != nil {
+	if err := prov.Unfreeze(ctx, rec.Container); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	client, err := e.waitSSH(ctx, m, rec)
+	client, err := e.waitSSH(ctx, m, rec, prov)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ type Target struct {
 	Signer  ssh.Signer    // Login key.
 	HostKey ssh.PublicKey // Pinned host key; required, checking cannot be turned off.
 	PinFile string        // Where HostKey came from, named in mismatch errors; may be empty.
+	// Dial, when set, opens the connection to sshd instead of a TCP dial to
+	// Addr (a provider that reaches its machines another way); Addr still
+	// names the machine in messages.
+	Dial func(ctx context.Context) (net.Conn, error)
 }
 
 // hostKeyError is the mismatch error; it matches ErrHostKeyMismatch.
@@ -91,8 +95,14 @@ func Dial(ctx context.Context, t Target) (*ssh.Client, error) {
 		HostKeyAlgorithms: hostKeyAlgorithms(t.HostKey),
 	}
 
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.Addr)
+	var conn net.Conn
+	var err error
+	if t.Dial != nil {
+		conn, err = t.Dial(ctx)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", t.Addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to sshd on %s: %w", t.Addr, err)
 	}

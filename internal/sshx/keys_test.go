@@ -6,9 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -58,7 +58,7 @@ func TestGenerateHostKey(t *testing.T) {
 		t.Fatalf("host key does not parse: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "host_key.pub")
-	if err := WriteFileAtomic(path, pubLine, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, pubLine, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pinned, err := LoadHostKey(path)
@@ -74,47 +74,6 @@ func TestGenerateHostKey(t *testing.T) {
 	}
 	if _, err := LoadHostKey(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("LoadHostKey(garbage) error = %v, want one naming the file", err)
-	}
-}
-
-func TestWriteFileAtomic(t *testing.T) {
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	tests := []struct {
-		name string
-		data string
-		mode os.FileMode
-	}{
-		{name: "new private file", data: "one", mode: 0o600},
-		{name: "replace, wider than umask", data: "two", mode: 0o644},
-		{name: "replace, narrower", data: "three", mode: 0o400},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := WriteFileAtomic(path, []byte(tc.data), tc.mode); err != nil {
-				t.Fatal(err)
-			}
-			fi, err := os.Stat(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != tc.mode {
-				t.Errorf("mode = %04o, want %04o", fi.Mode().Perm(), tc.mode)
-			}
-			data, err := os.ReadFile(path)
-			if err != nil || string(data) != tc.data {
-				t.Errorf("content = %q (%v), want %q", data, err, tc.data)
-			}
-			entries, err := os.ReadDir(dir)
-			if err != nil || len(entries) != 1 {
-				t.Errorf("directory holds %v (%v), want only the file", entries, err)
-			}
-		})
-	}
-	if err := WriteFileAtomic(filepath.Join(dir, "missing", "f"), nil, 0o600); err == nil {
-		t.Error("WriteFileAtomic into a missing directory succeeded")
 	}
 }
 
@@ -142,7 +101,7 @@ func TestLoadSigner(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "id_"+tc.name)
-			if err := WriteFileAtomic(path, privPEM, tc.mode); err != nil {
+			if err := fsutil.WriteFileAtomic(path, privPEM, tc.mode); err != nil {
 				t.Fatal(err)
 			}
 			signer, err := LoadSigner(path)

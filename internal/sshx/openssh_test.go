@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -89,7 +90,7 @@ func TestOpenSSH(t *testing.T) {
 		{filepath.Join(denDir, "host_key.pub"), hostPub},
 	}
 	for _, f := range files {
-		if err := WriteFileAtomic(f.path, f.data, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(f.path, f.data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -177,7 +178,7 @@ KbdInteractiveAuthentication no
 	writeClientFiles := func(t *testing.T, knownHostsLine string) string {
 		t.Helper()
 		known := filepath.Join(denDir, "known_hosts")
-		if err := WriteFileAtomic(known, []byte(knownHostsLine), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(known, []byte(knownHostsLine), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		var cfg bytes.Buffer
@@ -189,7 +190,7 @@ KbdInteractiveAuthentication no
 			t.Fatal(err)
 		}
 		cfgPath := filepath.Join(denDir, "ssh_config")
-		if err := WriteFileAtomic(cfgPath, cfg.Bytes(), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(cfgPath, cfg.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return cfgPath

@@ -14,6 +14,38 @@ import (
 	"golang.org/x/term"
 )
 
+// Reporter is how a domain operation reports what it does: steps, details,
+// warnings, a machine's command output and the progress of long work. The
+// CLI prints them in Vagrant's rhythm (UI); a server turns them into
+// events (Events); tests record them. Every method is safe for concurrent
+// use by the machines of one operation.
+type Reporter interface {
+	// Say reports a step of machine's work ("Starting machine...").
+	Say(machine, format string, args ...any)
+	// Detail reports a secondary line of a step (the SSH address).
+	Detail(machine, format string, args ...any)
+	// Warn reports something the user should know that does not stop the
+	// work; machine may be "".
+	Warn(machine, format string, args ...any)
+	// Output returns a writer for a command's output in machine (stdout,
+	// or stderr when stderr is set), line by line; Close flushes a last
+	// partial line. One writer is for one goroutine.
+	Output(machine string, stderr bool) io.WriteCloser
+	// Progress starts a report of a long step of known total size (bytes;
+	// 0 when unknown).
+	Progress(machine, what string, total int64) Bar
+}
+
+// Bar is the progress of one long step.
+type Bar interface {
+	// Update reports done units so far, or a line of text when line != "".
+	Update(done int64, line string)
+	// Done ends the report.
+	Done()
+}
+
+var _ Reporter = (*UI)(nil)
+
 // UI writes user messages. It is safe for concurrent use, so several
 // machines can report at once.
 type UI struct {
@@ -66,13 +98,13 @@ func (u *UI) write(w io.Writer, prefix, format string, args ...any) {
 	io.WriteString(w, b.String())
 }
 
-// Writer returns a writer that prints each line written to it as
+// Output returns a writer that prints each line written to it as
 // "    name: line" on u.Out, or on u.Err when stderr is set, for streaming a
 // machine's command output. A trailing "\r" is dropped from each line; a
 // last line without a newline is printed by Close. Each line is written
 // whole under u's lock, so writers of several machines never mix within a
 // line; one writer is for one goroutine.
-func (u *UI) Writer(name string, stderr bool) io.WriteCloser {
+func (u *UI) Output(name string, stderr bool) io.WriteCloser {
 	w := u.Out
 	if stderr {
 		w = u.Err
@@ -142,7 +174,7 @@ type Progress struct {
 
 // Progress starts a progress report for name's step what; total is the
 // expected amount (bytes), or 0 when unknown.
-func (u *UI) Progress(name, what string, total int64) *Progress {
+func (u *UI) Progress(name, what string, total int64) Bar {
 	now := time.Now()
 	// The first report comes after one interval: a step that ends sooner
 	// prints no progress at all (its own lines say it began and ended).

@@ -23,7 +23,7 @@ func TestSayIndentsContinuation(t *testing.T) {
 func TestProgressPlainWithoutTTY(t *testing.T) {
 	var out bytes.Buffer
 	u := &UI{Out: &out, Err: &out}
-	p := u.Progress("box", "Unpacking", 100)
+	p := u.Progress("box", "Unpacking", 100).(*Progress)
 	p.Update(10, "")
 	if out.Len() != 0 {
 		t.Fatalf("progress printed before its first interval: %q", out.String())
@@ -63,7 +63,7 @@ func TestWriter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			u := &UI{Out: &out, Err: &errOut}
-			w := u.Writer("web", false)
+			w := u.Output("web", false)
 			for _, s := range tc.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 					t.Fatalf("Write(%q) = %d, %v", s, n, err)
@@ -81,7 +81,7 @@ func TestWriter(t *testing.T) {
 	t.Run("stderr", func(t *testing.T) {
 		var out, errOut bytes.Buffer
 		u := &UI{Out: &out, Err: &errOut}
-		w := u.Writer("db", true)
+		w := u.Output("db", true)
 		io.WriteString(w, "oops\n")
 		if errOut.String() != "    db: oops\n" || out.Len() != 0 {
 			t.Errorf("Out %q, Err %q; want the line on Err", out.String(), errOut.String())
@@ -96,7 +96,7 @@ func TestWriter(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w := u.Writer(name, false)
+				w := u.Output(name, false)
 				defer w.Close()
 				for i := range 200 {
 					fmt.Fprintf(w, "line %d of ", i)

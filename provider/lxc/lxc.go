@@ -124,7 +124,7 @@ func (p *Provider) prepare(ctx context.Context, spec *provider.Spec) error {
 			return err
 		}
 		defer root.Close()
-		return spec.Prepare(ctx, root)
+		return spec.Prepare(ctx, provider.RootFS(root))
 	})
 	if err != nil {
 		return fmt.Errorf("prepare machine %q: %w", spec.Name, err)

@@ -1,7 +1,7 @@
-package main
+package box
 
 // Boxes from URLs and Vagrant catalogs: box add's sources, box_url and
-// box_version for up, and box outdated, update and prune.
+// box_version for up, and the catalogs box outdated and update read.
 
 import (
 	"context"
@@ -17,35 +17,37 @@ import (
 	"strings"
 	"time"
 
-	"github.com/den-dev/den/box"
-	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fetch"
 	"github.com/den-dev/den/internal/ui"
+	"github.com/den-dev/den/internal/version"
 )
 
-// boxProvider is the provider name den looks for in a catalog.
-const boxProvider = "lxc"
+// FormatProvider is the provider name of den's box format (vagrant-lxc's
+// layout): the one den looks for in a catalog and writes into a box file's
+// metadata.
+const FormatProvider = "lxc"
 
-// boxHTTP sends den's catalog and box requests: the default transport
+// httpClient sends den's catalog and box requests: the default transport
 // (proxy settings from the environment) with time limits on connecting and
 // on waiting for a response, never on the length of a download.
-var boxHTTP = &http.Client{Transport: func() http.RoundTripper {
+var httpClient = &http.Client{Transport: func() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.ResponseHeaderTimeout = time.Minute
 	return t
 }()}
 
-// addRequest is what to add: the arguments of box add, or a machine's
+// Request is what to add: the arguments of 'den box add', or a machine's
 // box, box_version and box_url.
-type addRequest struct {
-	Name        string            // the box's name; "" takes the catalog's
-	Source      string            // http(s) URL, file:// URL or path of a box file or catalog
-	Constraints fetch.Constraints // which catalog versions will do; a box file must match too
-	Checksum    fetch.Checksum    // expected digest of a box file (a catalog gives its own)
-	Version     string            // store a box file as this version ("" = its metadata, else 0)
-	Force       bool              // replace an installed version
-	Reuse       bool              // an installed version is the answer, not an error
+type Request struct {
+	Name        string              // the box's name; "" takes the catalog's
+	Source      string              // http(s) URL, file:// URL or path of a box file or catalog
+	Constraints version.Constraints // which catalog versions will do; a box file must match too
+	Checksum    fetch.Checksum      // expected digest of a box file (a catalog gives its own)
+	Version     string              // store a box file as this version ("" = its metadata, else 0)
+	Force       bool                // replace an installed version
+	Reuse       bool                // an installed version is the answer, not an error
 }
 
 // boxSource is a box file or catalog location: an http(s) URL, or a local
@@ -149,7 +151,7 @@ func probe(ctx context.Context, src boxSource) (*fetch.Catalog, error) {
 		}
 		req.Header.Set("Accept", "application/json, */*;q=0.5")
 		req.Header.Set("User-Agent", "den")
-		resp, err := boxHTTP.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			var uerr *url.Error
 			if errors.As(err, &uerr) {
@@ -195,14 +197,19 @@ func probe(ctx context.Context, src boxSource) (*fetch.Catalog, error) {
 	return fetch.ParseCatalog(data, src.String())
 }
 
-// addBox adds the box req names: from a catalog, the newest version for
+// Acquire adds the box req names: from a catalog, the newest version for
 // provider lxc that req.Constraints allows (stored as that version), or a
 // box file. A download goes into the store's temp area and is checked
 // against its checksum before anything is unpacked; on any failure
 // nothing is left behind.
-func addBox(ctx context.Context, u *ui.UI, s *box.Store, req addRequest) (*box.Box, error) {
+func (s *Store) Acquire(ctx context.Context, u ui.Reporter, req Request) (*Box, error) {
+	lk, err := s.Lock(ctx, false, "den box add")
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
 	if req.Name != "" {
-		if err := box.CheckName(req.Name); err != nil {
+		if err := CheckName(req.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -215,27 +222,27 @@ func addBox(ctx context.Context, u *ui.UI, s *box.Store, req addRequest) (*box.B
 		return nil, err
 	}
 	if cat == nil {
-		return addBoxFile(ctx, u, s, req, src)
+		return s.addBoxFile(ctx, u, req, src)
 	}
 
 	name := cat.Name
 	if req.Name != "" && req.Name != name {
 		return nil, fmt.Errorf("catalog %s is for box %q, not %q; use that name (or leave the name out: den box add URL)", src, name, req.Name)
 	}
-	if err := box.CheckName(name); err != nil {
+	if err := CheckName(name); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", src, err)
 	}
 	switch {
 	case !req.Checksum.IsZero():
-		return nil, usageError{fmt.Errorf("%s is a catalog: it gives each download's checksum, so --checksum is for box files only", src)}
+		return nil, errdefs.Newf(errdefs.Invalid, "%s is a catalog: it gives each download's checksum, so --checksum is for box files only", src)
 	case req.Version != "":
-		return nil, usageError{fmt.Errorf("%s is a catalog: boxes from it keep the catalog's version; choose one with --box-version, not --version", src)}
+		return nil, errdefs.Newf(errdefs.Invalid, "%s is a catalog: boxes from it keep the catalog's version; choose one with --box-version, not --version", src)
 	}
-	cv, cp, err := cat.Select(boxProvider, req.Constraints)
+	cv, cp, err := cat.Select(FormatProvider, req.Constraints)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", src, err)
 	}
-	if err := box.CheckVersion(cv.Version); err != nil {
+	if err := CheckVersion(cv.Version); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", src, err)
 	}
 	sum, err := cp.ParseChecksum()
@@ -252,8 +259,8 @@ func addBox(ctx context.Context, u *ui.UI, s *box.Store, req addRequest) (*box.B
 	if err != nil {
 		return nil, err
 	}
-	u.Say(name, "Adding box %s version %s (provider %s) from catalog %s...", name, cv.Version, boxProvider, src)
-	b, err := fetchBox(ctx, u, s, name, dl, sum, box.AddOptions{Version: cv.Version, Force: req.Force, Source: dl.record(), Catalog: src.record()})
+	u.Say(name, "Adding box %s version %s (provider %s) from catalog %s...", name, cv.Version, FormatProvider, src)
+	b, err := s.fetchBox(ctx, u, name, dl, sum, AddOptions{Version: cv.Version, Force: req.Force, Source: dl.record(), Catalog: src.record()})
 	if err != nil && req.Reuse {
 		if b, gerr := s.Get(name, cv.Version); gerr == nil {
 			return b, nil // another den added it meanwhile
@@ -263,12 +270,12 @@ func addBox(ctx context.Context, u *ui.UI, s *box.Store, req addRequest) (*box.B
 }
 
 // addBoxFile adds the box file at src as req.Name.
-func addBoxFile(ctx context.Context, u *ui.UI, s *box.Store, req addRequest, src boxSource) (*box.Box, error) {
+func (s *Store) addBoxFile(ctx context.Context, u ui.Reporter, req Request, src boxSource) (*Box, error) {
 	if req.Name == "" {
-		return nil, usageError{fmt.Errorf("%s is a box file, not a catalog: name the box (den box add NAME %s)", src, req.Source)}
+		return nil, errdefs.Newf(errdefs.Invalid, "%s is a box file, not a catalog: name the box (den box add NAME %s)", src, req.Source)
 	}
 	if req.Version != "" {
-		if err := box.CheckVersion(req.Version); err != nil {
+		if err := CheckVersion(req.Version); err != nil {
 			return nil, err
 		}
 		if _, err := s.Get(req.Name, req.Version); err == nil && !req.Force {
@@ -278,13 +285,13 @@ func addBoxFile(ctx context.Context, u *ui.UI, s *box.Store, req addRequest, src
 			return nil, fmt.Errorf("box %q version %q is installed already; remove it first, or pass --force to add it again", req.Name, req.Version)
 		}
 	}
-	before := installedSet(s, req.Name)
+	before := s.installedSet(req.Name)
 	u.Say(req.Name, "Adding box %s from %s...", req.Name, src)
-	b, err := fetchBox(ctx, u, s, req.Name, src, req.Checksum, box.AddOptions{Version: req.Version, Force: req.Force, Source: src.record()})
+	b, err := s.fetchBox(ctx, u, req.Name, src, req.Checksum, AddOptions{Version: req.Version, Force: req.Force, Source: src.record()})
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Constraints) > 0 && !satisfies(b.Version, req.Constraints) {
+	if len(req.Constraints) > 0 && !version.Satisfies(b.Version, req.Constraints) {
 		// It does not do: take it out again, unless it was there before.
 		if !before[b.Version] {
 			if rerr := s.Remove(b.Name, b.Version); rerr != nil {
@@ -297,7 +304,7 @@ func addBoxFile(ctx context.Context, u *ui.UI, s *box.Store, req addRequest, src
 }
 
 // installedSet lists the installed versions of name.
-func installedSet(s *box.Store, name string) map[string]bool {
+func (s *Store) installedSet(name string) map[string]bool {
 	out := map[string]bool{}
 	boxes, _ := s.Versions(name)
 	for _, b := range boxes {
@@ -308,7 +315,7 @@ func installedSet(s *box.Store, name string) map[string]bool {
 
 // fetchBox downloads src when remote (verifying sum on the way), checks sum
 // on a local file, then unpacks the box file into the store.
-func fetchBox(ctx context.Context, u *ui.UI, s *box.Store, name string, src boxSource, sum fetch.Checksum, opts box.AddOptions) (*box.Box, error) {
+func (s *Store) fetchBox(ctx context.Context, u ui.Reporter, name string, src boxSource, sum fetch.Checksum, opts AddOptions) (*Box, error) {
 	path := src.path
 	if src.remote() {
 		tmp, err := s.TempDir()
@@ -318,7 +325,7 @@ func fetchBox(ctx context.Context, u *ui.UI, s *box.Store, name string, src boxS
 		defer os.RemoveAll(tmp) // den's own folder in the store's temp area
 		path = filepath.Join(tmp, "box")
 		dp := &downloadProgress{u: u, name: name}
-		err = fetch.Download(ctx, src.url.String(), path, fetch.Options{Checksum: sum, Client: boxHTTP, Progress: dp.update})
+		err = fetch.Download(ctx, src.url.String(), path, fetch.Options{Checksum: sum, Client: httpClient, Progress: dp.update})
 		dp.done()
 		if err != nil {
 			if errors.Is(err, fetch.ErrChecksumMismatch) {
@@ -369,9 +376,9 @@ func verifiedNote(sum fetch.Checksum) string {
 // starting a new one when the size becomes known or the download starts
 // over.
 type downloadProgress struct {
-	u     *ui.UI
+	u     ui.Reporter
 	name  string
-	p     *ui.Progress
+	p     ui.Bar
 	total int64
 	last  int64
 }
@@ -394,25 +401,15 @@ func (d *downloadProgress) done() {
 	}
 }
 
-// satisfies reports whether version matches cs; a version fetch cannot
-// parse matches only the empty constraints.
-func satisfies(version string, cs fetch.Constraints) bool {
-	if len(cs) == 0 {
-		return true
-	}
-	v, err := fetch.ParseVersion(version)
-	return err == nil && cs.Check(v)
-}
-
-// newestInstalled returns the newest installed version of name that
-// matches cs, or nil when there is none.
-func newestInstalled(s *box.Store, name string, cs fetch.Constraints) (*box.Box, error) {
+// Newest returns the newest installed version of name that matches cs,
+// or nil when there is none.
+func (s *Store) Newest(name string, cs version.Constraints) (*Box, error) {
 	boxes, err := s.Versions(name)
 	if err != nil {
 		return nil, err
 	}
 	for i := len(boxes) - 1; i >= 0; i-- {
-		if satisfies(boxes[i].Version, cs) {
+		if version.Satisfies(boxes[i].Version, cs) {
 			return boxes[i], nil
 		}
 	}
@@ -421,7 +418,7 @@ func newestInstalled(s *box.Store, name string, cs fetch.Constraints) (*box.Box,
 
 // boxCatalog returns the catalog recorded for an installed box: the newest
 // version's that has one.
-func boxCatalog(s *box.Store, name string) (catalog string, newest *box.Box, err error) {
+func (s *Store) catalogOf(name string) (catalog string, newest *Box, err error) {
 	boxes, err := s.Versions(name)
 	if err != nil || len(boxes) == 0 {
 		return "", nil, err
@@ -436,7 +433,7 @@ func boxCatalog(s *box.Store, name string) (catalog string, newest *box.Box, err
 }
 
 // noCatalog says why an installed box has no catalog to check.
-func noCatalog(b *box.Box) string {
+func noCatalog(b *Box) string {
 	if b != nil && b.Info.Source == "den box build" {
 		return "no catalog: built by 'den box build' (build it again for a newer one)"
 	}
@@ -468,29 +465,29 @@ func (c catalogCache) get(ctx context.Context, src string) (*fetch.Catalog, erro
 	return r.cat, r.err
 }
 
-// machineCatalog is where a machine's box gets new versions: the catalog
+// wantCatalog is where a machine's box gets new versions: the catalog
 // recorded with the installed box, else den.hcl's box_url when it serves
 // a catalog. It returns "" and a reason when there is none.
-func machineCatalog(ctx context.Context, s *box.Store, cache catalogCache, m *config.Machine) (string, string, error) {
-	c, newest, err := boxCatalog(s, m.Box)
+func (s *Store) wantCatalog(ctx context.Context, cache catalogCache, m Want) (string, string, error) {
+	c, newest, err := s.catalogOf(m.Name)
 	if err != nil {
 		return "", "", err
 	}
 	if c != "" {
 		return c, "", nil
 	}
-	if m.BoxURL == "" {
+	if m.URL == "" {
 		if newest == nil {
 			return "", "no catalog: the box is not installed and den.hcl sets no box_url", nil
 		}
 		return "", noCatalog(newest), nil
 	}
-	cat, err := cache.get(ctx, m.BoxURL)
+	cat, err := cache.get(ctx, m.URL)
 	if err != nil {
 		return "", "", err
 	}
 	if cat == nil {
 		return "", "no catalog: box_url is a box file", nil
 	}
-	return m.BoxURL, "", nil
+	return m.URL, "", nil
 }

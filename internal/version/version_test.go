@@ -1,4 +1,4 @@
-package fetch
+package version
 
 import (
 	"strings"
@@ -26,15 +26,15 @@ func TestParseVersion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			v, err := ParseVersion(tc.in)
+			v, err := Parse(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("ParseVersion(%q) error = %v, want %q", tc.in, err, tc.wantErr)
+					t.Fatalf("Parse(%q) error = %v, want %q", tc.in, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseVersion(%q): %v", tc.in, err)
+				t.Fatalf("Parse(%q): %v", tc.in, err)
 			}
 			if v.String() != tc.want {
 				t.Errorf("String() = %q, want %q", v.String(), tc.want)
@@ -68,7 +68,7 @@ func TestCompare(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.a+"_"+tc.b, func(t *testing.T) {
-			a, b := MustParseVersion(tc.a), MustParseVersion(tc.b)
+			a, b := MustParse(tc.a), MustParse(tc.b)
 			if got := Compare(a, b); got != tc.want {
 				t.Errorf("Compare(%s, %s) = %d, want %d", tc.a, tc.b, got, tc.want)
 			}
@@ -81,7 +81,7 @@ func TestCompare(t *testing.T) {
 
 func TestVersionPrerelease(t *testing.T) {
 	for in, want := range map[string]bool{"1.0": false, "1.0.0.beta1": true, "1.0-rc1": true, "2024.01.05": false} {
-		if got := MustParseVersion(in).Prerelease(); got != want {
+		if got := MustParse(in).Prerelease(); got != want {
 			t.Errorf("Prerelease(%s) = %v, want %v", in, got, want)
 		}
 	}
@@ -118,12 +118,12 @@ func TestConstraintsCheck(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, v := range tc.match {
-				if !cs.Check(MustParseVersion(v)) {
+				if !cs.Check(MustParse(v)) {
 					t.Errorf("%q does not accept %s", tc.constraint, v)
 				}
 			}
 			for _, v := range tc.noMatch {
-				if cs.Check(MustParseVersion(v)) {
+				if cs.Check(MustParse(v)) {
 					t.Errorf("%q accepts %s", tc.constraint, v)
 				}
 			}
@@ -171,5 +171,50 @@ func TestParseConstraintsErrors(t *testing.T) {
 				t.Fatalf("ParseConstraints(%q) error = %v, want it to contain %q", tc.in, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestOrderSatisfiesNewer(t *testing.T) {
+	if Order("1.10", "1.9") <= 0 || Order("bad!", "0.1") >= 0 || Order("1.0", "1.0.0") >= 0 || Order("a!", "b!") >= 0 {
+		t.Error("Order")
+	}
+	cs, err := ParseConstraints(">= 1.2, < 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Satisfies("1.5", cs) || Satisfies("2.0", cs) || Satisfies("x!", cs) || !Satisfies("x!", nil) {
+		t.Error("Satisfies")
+	}
+	if !Newer("1.10", "1.9") || Newer("1.9", "1.10") || Newer("bad!", "1.0") || !Newer("1.0", "bad!") {
+		t.Error("Newer")
+	}
+}
+
+func TestOrder(t *testing.T) {
+	// Order is Compare (RubyGems rules); what fetch
+	// cannot parse comes first, in string order, and so does the shorter
+	// spelling of an equal version, so the order is total.
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.0", "1.0", 0},
+		{"1.2", "1.10", -1},
+		{"2", "1.99.99", 1},
+		{"1.0.0", "1.0.0.beta1", 1},
+		{"1.0.1", "1.0", 1},
+		{"2026.01.02.150405", "2026.01.02.150404", 1},
+		{"1.0.alpha", "1.0.beta", -1},
+		{"1.0-rc1", "1.0", -1},
+		{"1.0", "1.0.0", -1},
+		{"latest", "0.1", -1},
+		{"_b", "latest", -1},
+	} {
+		if got := Order(tc.a, tc.b); got != tc.want {
+			t.Errorf("Order(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := Order(tc.b, tc.a); got != -tc.want {
+			t.Errorf("Order(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
+		}
 	}
 }

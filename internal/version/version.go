@@ -1,4 +1,6 @@
-package fetch
+// Package version orders box versions and checks box_version constraints
+// the way Vagrant does (RubyGems rules), in one place for all of den.
+package version
 
 import (
 	"fmt"
@@ -28,10 +30,10 @@ var versionPattern = regexp.MustCompile(`^[0-9]+(\.[0-9a-zA-Z]+)*(-[0-9A-Za-z-]+
 // segmentPattern splits a version into runs of digits and runs of letters.
 var segmentPattern = regexp.MustCompile(`[0-9]+|[a-zA-Z]+`)
 
-// ParseVersion parses a box version such as "1.2.3", "2024.01.05.120000" or
+// Parse parses a box version such as "1.2.3", "2024.01.05.120000" or
 // "1.0.0.beta1". As in RubyGems, "-" starts a prerelease: "1.0-rc1" is
 // "1.0.pre.rc1". Surrounding spaces are ignored.
-func ParseVersion(s string) (Version, error) {
+func Parse(s string) (Version, error) {
 	t := strings.TrimSpace(s)
 	if !versionPattern.MatchString(t) {
 		return Version{}, fmt.Errorf("%q is not a version", s)
@@ -47,10 +49,10 @@ func ParseVersion(s string) (Version, error) {
 	return Version{raw: t, segs: segs}, nil
 }
 
-// MustParseVersion is ParseVersion that panics on an error, for constants
+// MustParse is Parse that panics on an error, for constants
 // and tests.
-func MustParseVersion(s string) Version {
-	v, err := ParseVersion(s)
+func MustParse(s string) Version {
+	v, err := Parse(s)
 	if err != nil {
 		panic(err)
 	}
@@ -229,7 +231,7 @@ func parseConstraint(part string) (Constraint, error) {
 	if rest == "" {
 		return Constraint{}, fmt.Errorf("%q: no version after %q", p, op)
 	}
-	v, err := ParseVersion(rest)
+	v, err := Parse(rest)
 	if err != nil {
 		return Constraint{}, err
 	}
@@ -296,4 +298,47 @@ func (c Constraint) String() string {
 		op = "="
 	}
 	return op + " " + c.Version.String()
+}
+
+// Order is the total order of version strings den uses everywhere (the
+// box store's listings, the newest installed version, prune): RubyGems
+// rules for versions Parse takes; versions it cannot parse sort before
+// all others, in plain string order; equal versions written differently
+// ("1.0", "1.0.0") fall back to string order.
+func Order(a, b string) int {
+	va, ea := Parse(a)
+	vb, eb := Parse(b)
+	switch {
+	case ea == nil && eb == nil:
+		if c := Compare(va, vb); c != 0 {
+			return c
+		}
+	case ea == nil:
+		return 1
+	case eb == nil:
+		return -1
+	}
+	return strings.Compare(a, b)
+}
+
+// Satisfies reports whether the version string v matches cs; a version
+// Parse cannot take matches only the empty constraints.
+func Satisfies(v string, cs Constraints) bool {
+	if len(cs) == 0 {
+		return true
+	}
+	pv, err := Parse(v)
+	return err == nil && cs.Check(pv)
+}
+
+// Newer reports whether v is newer than installed. A v that Parse cannot
+// take is never newer; an installed version it cannot take is older than
+// any it can (as in Order).
+func Newer(v, installed string) bool {
+	a, err := Parse(v)
+	if err != nil {
+		return false
+	}
+	b, err := Parse(installed)
+	return err != nil || Compare(a, b) > 0
 }

@@ -1,0 +1,176 @@
+package machine
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/errdefs"
+)
+
+// Select returns the machines of p that names names, in the order given,
+// or all of them (in file order) when names is empty. An unknown name is
+// an errdefs.NotFound error that lists the project's machines.
+func Select(p *config.Project, names []string) ([]*Machine, error) {
+	if len(names) == 0 {
+		out := make([]*Machine, 0, len(p.Machines))
+		for _, c := range p.Machines {
+			out = append(out, New(p, c))
+		}
+		return out, nil
+	}
+	var out []*Machine
+	for _, name := range names {
+		c, ok := p.Machine(name)
+		if !ok {
+			return nil, errdefs.Newf(errdefs.NotFound, "no machine %q in %s (machines: %s)", name, p.File, MachineNames(p))
+		}
+		if !slices.ContainsFunc(out, func(m *Machine) bool { return m.Name() == name }) {
+			out = append(out, New(p, c))
+		}
+	}
+	return out, nil
+}
+
+// SelectOne returns the machine name names, or the project's only one
+// when name is "" (an errdefs.Invalid error when it has several).
+func SelectOne(p *config.Project, name string) (*Machine, error) {
+	if name == "" {
+		if len(p.Machines) != 1 {
+			return nil, errdefs.Newf(errdefs.Invalid, "this project has several machines (%s): name one", MachineNames(p))
+		}
+		return New(p, p.Machines[0]), nil
+	}
+	ms, err := Select(p, []string{name})
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+// MachineNames lists p's machine names for messages.
+func MachineNames(p *config.Project) string {
+	names := make([]string, len(p.Machines))
+	for i, m := range p.Machines {
+		names[i] = m.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// reserveAll gives every machine of the project of ms an address before
+// any is created, so each machine's /etc/hosts can name all its peers from
+// the first boot. A reservation is a record without a container.
+func (e *Env) reserveAll(ctx context.Context, ms []*Machine) error {
+	if len(ms) == 0 || len(ms[0].Project.Machines) < 2 {
+		return nil
+	}
+	p := ms[0].Project
+	for _, c := range p.Machines {
+		if err := e.reserve(ctx, New(p, c)); err != nil {
+			return named(New(p, c), err)
+		}
+	}
+	return nil
+}
+
+// Up creates the machines when missing, starts them when stopped, waits
+// for their sshd and provisions them as opts say: all at once with
+// opts.Parallel, after reserving an address for every machine of the
+// project. Each machine's lock is held for its whole up. One machine's
+// failure does not stop the others; every failure names its machine.
+func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
+	if err := e.reserveAll(ctx, ms); err != nil {
+		return err
+	}
+	return each(ctx, ms, opts.Parallel, func(m *Machine) error {
+		lk, err := m.lock(ctx, "den up")
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
+		return e.upLocked(ctx, m, opts)
+	})
+}
+
+// Reload halts each machine and brings it up again with the current
+// den.hcl (memory, cpus, synced folders, forwards, lxc config), keeping
+// its disk, under the machine's lock throughout.
+func (e *Env) Reload(ctx context.Context, ms []*Machine, opts UpOptions, timeout time.Duration) error {
+	if err := e.reserveAll(ctx, ms); err != nil {
+		return err
+	}
+	return each(ctx, ms, opts.Parallel, func(m *Machine) error {
+		lk, err := m.lock(ctx, "den reload")
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
+		if rec, err := m.Record(); err == nil && rec != nil && rec.Box != "" && rec.Box != m.Config.Box {
+			e.UI.Warn(m.Name(), "den.hcl names box %s, but the machine was made from %s; 'den destroy' and 'den up' make it anew from the new box", m.Config.Box, rec.Box)
+		}
+		if err := e.halt(ctx, m, false, timeout); err != nil {
+			return err
+		}
+		return e.upLocked(ctx, m, opts)
+	})
+}
+
+// Halt stops each machine, one after the other: a clean shutdown within
+// timeout, then a kill (at once when force). Its port forwarder stops too.
+func (e *Env) Halt(ctx context.Context, ms []*Machine, force bool, timeout time.Duration) error {
+	return each(ctx, ms, false, func(m *Machine) error {
+		lk, err := m.lock(ctx, "den halt")
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
+		return e.halt(ctx, m, force, timeout)
+	})
+}
+
+// Destroy removes each machine (container, its own disk, record, index
+// entry), one after the other. The project folder is never touched.
+func (e *Env) Destroy(ctx context.Context, ms []*Machine) error {
+	return each(ctx, ms, false, func(m *Machine) error {
+		lk, err := m.lock(ctx, "den destroy")
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
+		return e.destroy(ctx, m)
+	})
+}
+
+// Provision runs the provisioners of each running machine again (every
+// one, or those opts.Only names), one machine after the other, under its
+// lock.
+func (e *Env) Provision(ctx context.Context, ms []*Machine, opts ProvisionOptions) error {
+	return each(ctx, ms, false, func(m *Machine) error {
+		lk, err := m.lock(ctx, "den provision")
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
+		client, err := e.Connect(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		return e.provision(ctx, m, client, opts)
+	})
+}
+
+// Status reads each machine's state without starting or contacting it.
+func (e *Env) Status(ctx context.Context, ms []*Machine) ([]Status, error) {
+	out := make([]Status, 0, len(ms))
+	for _, m := range ms {
+		s, err := e.status(ctx, m)
+		if err != nil {
+			return out, named(m, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
