@@ -1,0 +1,68 @@
+package lxc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/provider"
+	"github.com/den-dev/den/provider/providertest"
+)
+
+// TestConformance runs the provider contract's suite on real containers
+// made from the test box (DEN_TEST_BOX). It needs root; without root or a
+// box it skips, except under CI=true, where that is a failure.
+func TestConformance(t *testing.T) {
+	boxFile := os.Getenv("DEN_TEST_BOX")
+	reason := ""
+	switch {
+	case os.Geteuid() != 0:
+		reason = "not root"
+	case boxFile == "":
+		reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
+	}
+	if reason != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("LXC conformance cannot run in CI: %s", reason)
+		}
+		t.Skip(reason)
+	}
+	home, err := os.MkdirTemp("/var/tmp", "den-lxc-conformance-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fsutil.RemoveTree(home); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	f, err := os.Open(boxFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := box.NewStore(home).Add(context.Background(), "test/box", f, box.AddOptions{})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(filepath.Join(home, "machines"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	prefix := fmt.Sprintf("den-conf-%d", time.Now().UnixNano()%100000)
+	providertest.Run(t, providertest.Harness{
+		Provider: p,
+		Name:     func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
+		Spec: func(t *testing.T, name string) *provider.Spec {
+			// No network: the suite checks the contract, not the bridge.
+			return &provider.Spec{Name: name, Rootfs: b.Rootfs(), Hostname: "conformance", Memory: 256 << 20, CPUs: 1}
+		},
+	})
+}
