@@ -24,6 +24,8 @@ import (
 // name stored as "-VAGRANTSLASH-" as Vagrant does.
 type Store struct {
 	dir string // DEN_HOME/boxes
+	// LockWait is how long Lock waits for another den (default 10 s).
+	LockWait time.Duration
 }
 
 // NewStore returns the store of the den home folder home.

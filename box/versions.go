@@ -27,11 +27,14 @@ func (s *Store) Lock(ctx context.Context, exclusive bool, what string) (*lock.Lo
 	if err := os.MkdirAll(filepath.Dir(s.dir), 0o711); err != nil {
 		return nil, err
 	}
-	path := s.dir + ".lock"
-	if exclusive {
-		return lock.Acquire(ctx, path, what, 10*time.Second)
+	path, wait := s.dir+".lock", s.LockWait
+	if wait == 0 {
+		wait = 10 * time.Second
 	}
-	return lock.AcquireShared(ctx, path, what, 10*time.Second)
+	if exclusive {
+		return lock.Acquire(ctx, path, what, wait)
+	}
+	return lock.AcquireShared(ctx, path, what, wait)
 }
 
 // Use is a machine made from a box version, as den's index records it.

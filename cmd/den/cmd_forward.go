@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -24,26 +23,6 @@ var forwardCommand = &cli.Command{
 		if err := checkArgs(cliCtx, 1, -1); err != nil {
 			return err
 		}
-		var rules []forward.Rule
-		for _, a := range cliCtx.Args().Slice() {
-			r, err := forward.ParseRule(a)
-			if err != nil {
-				return usageError{err}
-			}
-			rules = append(rules, r)
-		}
-		f, err := forward.Listen(rules)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		f.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-		if err := forward.WritePidfile(cliCtx.String("pidfile")); err != nil {
-			return err
-		}
-		for _, r := range rules {
-			fmt.Fprintf(os.Stderr, "forwarding %s\n", r)
-		}
-		return f.Serve(cliCtx.Context)
+		return forward.Main(cliCtx.Context, cliCtx.String("pidfile"), cliCtx.Args().Slice(), os.Stderr)
 	},
 }

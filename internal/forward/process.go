@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -309,3 +310,30 @@ var bootID = sync.OnceValue(func() string {
 	}
 	return strings.TrimSpace(string(b))
 })
+
+// Main is the forwarder process (den's hidden `__forward` command): it
+// parses the rules, binds every host port, writes pidfile (which tells the
+// parent it is ready) and forwards until ctx ends, logging to log.
+func Main(ctx context.Context, pidfile string, args []string, log io.Writer) error {
+	var rules []Rule
+	for _, a := range args {
+		r, err := ParseRule(a)
+		if err != nil {
+			return err
+		}
+		rules = append(rules, r)
+	}
+	f, err := Listen(rules)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	f.Logf = func(format string, a ...any) { fmt.Fprintf(log, format+"\n", a...) }
+	if err := WritePidfile(pidfile); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		fmt.Fprintf(log, "forwarding %s\n", r)
+	}
+	return f.Serve(ctx)
+}

@@ -50,7 +50,7 @@ func (m *Machine) Container() string { return ContainerName(m.Project.Dir, m.Con
 func (m *Machine) Record() (*Record, error) { return readRecord(m.State, m.Project.Dir, m.Name()) }
 
 // lockWait is how long a command waits for another one's machine lock.
-const lockWait = 3 * time.Second
+var lockWait = 3 * time.Second
 
 // lock takes the machine's lock for a changing operation, which holds it
 // for its whole duration.

@@ -127,6 +127,9 @@ func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
 }
 
 func TestPrepareGuestMissingUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
 	dir := fakeRootfs(t)
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
@@ -170,6 +173,9 @@ func TestContainerName(t *testing.T) {
 // machine's own key before the first boot; a symlinked .ssh cannot lead
 // den's write elsewhere.
 func TestPrepareGuestVagrantBox(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
 	const insecure = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr vagrant insecure public key\n"
 	for _, tc := range []struct {
 		name  string

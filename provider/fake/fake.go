@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/den-dev/den/internal/errdefs"
@@ -147,7 +148,25 @@ func (p *Provider) prepare(ctx context.Context, spec *provider.Spec) error {
 		return err
 	}
 	defer root.Close()
-	return spec.Prepare(ctx, provider.RootFS(root))
+	return spec.Prepare(ctx, guestFS{provider.RootFS(root)})
+}
+
+// guestFS is the machine's folder as a GuestFS. Without root, files keep
+// this process as their owner (a unit test need not run as root).
+type guestFS struct{ provider.GuestFS }
+
+func (g guestFS) WriteFile(name string, data []byte, mode fs.FileMode, uid, gid int) error {
+	if os.Geteuid() != 0 {
+		uid, gid = os.Geteuid(), os.Getegid()
+	}
+	return g.GuestFS.WriteFile(name, data, mode, uid, gid)
+}
+
+func (g guestFS) Lchown(name string, uid, gid int) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return g.GuestFS.Lchown(name, uid, gid)
 }
 
 // Start runs Prepare when set and marks the machine running.
@@ -296,9 +315,32 @@ func (p *Provider) DialGuest(ctx context.Context, name string, port int) (net.Co
 	if port != 22 {
 		return nil, fmt.Errorf("dial %s:%d: connection refused", name, port)
 	}
-	client, server := net.Pipe()
+	client, server, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
 	go p.serveSSH(name, server)
 	return client, nil
+}
+
+// socketPair returns two connected, buffered stream sockets (net.Pipe is
+// unbuffered: both ssh sides write their version first and would block).
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "fake-ssh")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		conns[i] = c
+	}
+	return conns[0], conns[1], nil
 }
 
 // Commands returns the commands machine name ran, in order.
