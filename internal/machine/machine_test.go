@@ -80,7 +80,7 @@ func TestPrepareGuest(t *testing.T) {
 	if got := read("etc/resolv.conf"); !strings.Contains(got, "nameserver 10.0.3.1") {
 		t.Errorf("resolv.conf %q", got)
 	}
-	if fi, _ := os.Lstat(filepath.Join(dir, "etc/resolv.conf")); fi.Mode()&os.ModeSymlink != 0 {
+	if fi, err := os.Lstat(filepath.Join(dir, "etc/resolv.conf")); err != nil || fi.Mode()&os.ModeSymlink != 0 {
 		t.Errorf("resolv.conf is still a symlink")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "etc/ssh/ssh_host_rsa_key")); !os.IsNotExist(err) {
@@ -102,7 +102,7 @@ func TestPrepareGuest(t *testing.T) {
 	if u, _ := owner(t, ak); u != 1234 {
 		t.Errorf("authorized_keys owned by %d", u)
 	}
-	if fi, _ := os.Stat(filepath.Join(dir, "home/den/.ssh")); fi.Mode().Perm() != 0o700 {
+	if fi, err := os.Stat(filepath.Join(dir, "home/den/.ssh")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf(".ssh mode %v", fi.Mode())
 	}
 	if len(read("etc/machine-id")) != 33 {
@@ -115,9 +115,12 @@ func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
 		t.Skip("chown needs root")
 	}
 	dir := fakeRootfs(t)
-	root, _ := os.OpenRoot(dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer root.Close()
-	err := prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,9 +134,12 @@ func TestPrepareGuestMissingUser(t *testing.T) {
 		t.Skip("chown needs root")
 	}
 	dir := fakeRootfs(t)
-	root, _ := os.OpenRoot(dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer root.Close()
-	err := prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
+	err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
 	if err == nil || !strings.Contains(err.Error(), `"vagrant"`) {
 		t.Fatalf("want an error naming the user, got %v", err)
 	}
@@ -147,13 +153,16 @@ func TestPrepareGuestStaysInsideRootfs(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dir, "home/den")); err != nil {
 		t.Fatal(err)
 	}
-	root, _ := os.OpenRoot(dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer root.Close()
-	err := prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 	if err == nil {
 		t.Fatal("writing through a symlink out of the rootfs succeeded")
 	}
-	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+	if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
 		t.Fatalf("den wrote outside the rootfs: %v", entries)
 	}
 }

@@ -141,8 +141,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := p.RestoreSnapshot(ctx, name, "two"); !errors.Is(err, provider.ErrSnapshotNotFound) {
 		t.Errorf("restore of a deleted snapshot: %v, want ErrSnapshotNotFound", err)
 	}
-	if list, _ := p.Snapshots(ctx, name); !slices.Equal(names(list), []string{"one"}) {
-		t.Errorf("after delete: %v", names(list))
+	if list, err := p.Snapshots(ctx, name); err != nil || !slices.Equal(names(list), []string{"one"}) {
+		t.Errorf("after delete: %v, %v", names(list), err)
 	}
 
 	// Destroy takes the snapshots with the machine.
@@ -174,8 +174,8 @@ func TestSnapshotSweepsLeftovers(t *testing.T) {
 	dead := filepath.Join(p.snapshots(name), ".tmp-4194305-1-0")
 	put(t, filepath.Join(dead, "delta0", "half"), "half")
 	put(t, filepath.Join(p.restoreTemp(name), "half"), "half")
-	if list, _ := p.Snapshots(ctx, name); len(list) != 0 {
-		t.Errorf("a half snapshot is listed: %v", names(list))
+	if list, err := p.Snapshots(ctx, name); err != nil || len(list) != 0 {
+		t.Errorf("a half snapshot is listed: %v, %v", names(list), err)
 	}
 	if _, err := p.SaveSnapshot(ctx, name, "s", false); err != nil {
 		t.Fatal(err)
@@ -189,9 +189,9 @@ func TestSnapshotSweepsLeftovers(t *testing.T) {
 	if got := files(t, p.upper(name)); got["half"] != "" {
 		t.Errorf("restore took the leftover copy: %v", got)
 	}
-	entries, _ := os.ReadDir(p.snapshots(name))
-	if len(entries) != 1 || entries[0].Name() != "s" {
-		t.Errorf("snapshots folder holds %v", entries)
+	entries, err := os.ReadDir(p.snapshots(name))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "s" {
+		t.Errorf("snapshots folder holds %v (%v)", entries, err)
 	}
 }
 
@@ -239,8 +239,8 @@ func TestExportRootfs(t *testing.T) {
 	if !maps(seen, want) {
 		t.Errorf("export showed %v, want box and machine merged %v", seen, want)
 	}
-	if m, _ := fsutil.MountsUnder(p.dir(name)); len(m) != 0 {
-		t.Errorf("still mounted after export: %v", m)
+	if m, err := fsutil.MountsUnder(p.dir(name)); err != nil || len(m) != 0 {
+		t.Errorf("still mounted after export: %v (%v)", m, err)
 	}
 	if _, err := os.Lstat(filepath.Join(p.dir(name), "export")); !os.IsNotExist(err) {
 		t.Errorf("export folder left behind: %v", err)
@@ -256,8 +256,8 @@ func TestExportRootfs(t *testing.T) {
 	if err == nil || err.Error() != "boom" {
 		t.Errorf("fn's error: %v", err)
 	}
-	if m, _ := fsutil.MountsUnder(p.dir(name)); len(m) != 0 {
-		t.Errorf("still mounted after a failed export: %v", m)
+	if m, err := fsutil.MountsUnder(p.dir(name)); err != nil || len(m) != 0 {
+		t.Errorf("still mounted after a failed export: %v (%v)", m, err)
 	}
 	if err := p.Destroy(ctx, name); err != nil {
 		t.Errorf("destroy after export: %v", err)
