@@ -18,6 +18,7 @@ import (
 
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/host"
+	"github.com/den-dev/den/internal/testenv"
 )
 
 var e2e struct {
@@ -68,13 +69,7 @@ func setupE2E() (func(), error) {
 		cleanup()
 		return nil, fmt.Errorf("go build: %w", err)
 	}
-	switch {
-	case os.Geteuid() != 0:
-		e2e.reason = "not root"
-	case os.Getenv("DEN_TEST_BOX") == "":
-		e2e.reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
-	}
-	if e2e.reason != "" {
+	if e2e.reason = testenv.Reason(); e2e.reason != "" {
 		return cleanup, nil
 	}
 	add := exec.Command(e2e.bin, "box", "add", "debian/bookworm", os.Getenv("DEN_TEST_BOX"))
@@ -90,13 +85,9 @@ func setupE2E() (func(), error) {
 // needE2E skips (or fails under CI) when the real parts are missing.
 func needE2E(t *testing.T) {
 	t.Helper()
-	if e2e.reason == "" {
-		return
+	if e2e.reason != "" {
+		testenv.Skip(t, e2e.reason)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("end-to-end test cannot run in CI: %s", e2e.reason)
-	}
-	t.Skipf("end-to-end test skipped: %s", e2e.reason)
 }
 
 type result struct {

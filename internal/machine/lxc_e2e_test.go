@@ -12,6 +12,7 @@ import (
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/layout"
 	"github.com/den-dev/den/internal/sshx"
+	"github.com/den-dev/den/internal/testenv"
 	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
 	lxcprovider "github.com/den-dev/den/provider/lxc"
@@ -23,20 +24,7 @@ import (
 // pinned ssh connection and tears it down. It needs root, LXC, the bridge
 // and DEN_TEST_BOX; without them it skips, except under CI=true.
 func TestE2ELibraryUse(t *testing.T) {
-	boxFile := os.Getenv("DEN_TEST_BOX")
-	reason := ""
-	switch {
-	case os.Geteuid() != 0:
-		reason = "not root"
-	case boxFile == "":
-		reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
-	}
-	if reason != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("end-to-end test cannot run in CI: %s", reason)
-		}
-		t.Skip(reason)
-	}
+	boxFile := testenv.Box(t)
 	dir, err := os.MkdirTemp("/var/tmp", "den-library-")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/testenv"
 	"github.com/den-dev/den/provider"
 	"github.com/den-dev/den/provider/providertest"
 )
@@ -19,20 +20,7 @@ import (
 // made from the test box (DEN_TEST_BOX). It needs root; without root or a
 // box it skips, except under CI=true, where that is a failure.
 func TestConformance(t *testing.T) {
-	boxFile := os.Getenv("DEN_TEST_BOX")
-	reason := ""
-	switch {
-	case os.Geteuid() != 0:
-		reason = "not root"
-	case boxFile == "":
-		reason = "DEN_TEST_BOX is not set (scripts/test.sh sets it)"
-	}
-	if reason != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("LXC conformance cannot run in CI: %s", reason)
-		}
-		t.Skip(reason)
-	}
+	boxFile := testenv.Box(t)
 	home, err := os.MkdirTemp("/var/tmp", "den-lxc-conformance-")
 	if err != nil {
 		t.Fatal(err)
