@@ -268,7 +268,7 @@ func WriteBoxFile(ctx context.Context, output, rootfs string, meta Metadata, opt
 	if opts.Compression == "" {
 		opts.Compression = Zstd
 	}
-	meta.Provider = "lxc"
+	meta.Provider = FormatProvider
 	meta.Version = FormatVersion
 	metaRaw, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {

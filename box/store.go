@@ -96,7 +96,7 @@ func (m Metadata) LoginUser() string {
 
 // check validates metadata read from a box file.
 func (m Metadata) check() error {
-	if m.Provider != "lxc" {
+	if m.Provider != FormatProvider {
 		return fmt.Errorf("metadata.json: provider is %q; den takes boxes for the \"lxc\" provider only", m.Provider)
 	}
 	switch m.Version {
