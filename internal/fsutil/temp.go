@@ -33,17 +33,22 @@ func SweepDead(dir, prefix string) {
 		return
 	}
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		f := strings.Split(rest, "-")
-		if !ok || len(f) < 3 {
-			continue
+		if DeadTemp(e.Name(), prefix) {
+			RemoveTree(filepath.Join(dir, e.Name()))
 		}
-		pid, err := strconv.Atoi(f[len(f)-3])
-		if err != nil || pid == os.Getpid() || alive(pid) {
-			continue
-		}
-		RemoveTree(filepath.Join(dir, e.Name()))
 	}
+}
+
+// DeadTemp reports whether name is one TempName made with prefix for a
+// process that is gone.
+func DeadTemp(name, prefix string) bool {
+	rest, ok := strings.CutPrefix(name, prefix)
+	f := strings.Split(rest, "-")
+	if !ok || len(f) < 3 {
+		return false
+	}
+	pid, err := strconv.Atoi(f[len(f)-3])
+	return err == nil && pid != os.Getpid() && !alive(pid)
 }
 
 func alive(pid int) bool {

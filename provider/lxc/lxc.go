@@ -62,12 +62,25 @@ func (p *Provider) exists(name string) bool {
 	return err == nil
 }
 
-// Create makes the container's folder, its overlay upper layer and config,
-// then runs spec.Prepare on the merged tree. On failure the folder goes.
+// creatingPrefix names the folders Create builds machines in before it
+// renames them into place.
+const creatingPrefix = ".creating-"
+
+// Create builds the machine in a folder of its own beside the others
+// (overlay upper layer, spec.Prepare on the merged tree), renames it into
+// place and writes its config, which makes it a container, as the last
+// step. An interrupted Create — a failure, Ctrl-C, even kill -9 — leaves
+// no container: a work folder, or the machine's folder without a config,
+// which the next Create removes.
 func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) {
 	dir := p.dir(spec.Name)
 	if _, err := os.Lstat(dir); err == nil {
-		return fmt.Errorf("container %q already exists in %s", spec.Name, p.Path)
+		if p.exists(spec.Name) {
+			return fmt.Errorf("container %q already exists in %s", spec.Name, p.Path)
+		}
+		if err := dropCreating(dir); err != nil {
+			return fmt.Errorf("remove what an interrupted create of %q left: %w", spec.Name, err)
+		}
 	}
 	if strings.ContainsAny(spec.Rootfs, ",:\n") {
 		return fmt.Errorf("box rootfs path %q contains ',' or ':', which overlay mounts cannot take", spec.Rootfs)
@@ -76,19 +89,22 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if err := unix.Stat(spec.Rootfs, &rootSt); err != nil {
 		return fmt.Errorf("box rootfs %q: %w", spec.Rootfs, err)
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	p.sweepCreating()
+	tmp := fsutil.TempName(p.Path, creatingPrefix)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("create machine folder: %w", err)
 	}
+	work := tmp // what to remove on failure: the work folder, then the machine's
 	defer func() {
 		if err != nil {
-			if rerr := fsutil.RemoveTree(dir); rerr != nil {
+			if rerr := dropCreating(work); rerr != nil {
 				err = fmt.Errorf("%w (cleanup also failed: %v)", err, rerr)
 			}
 		}
 	}()
 	// The upper layer's root takes the lower root's mode and owner: an overlay
 	// shows the upper's attributes for a directory present in both.
-	up := p.upper(spec.Name)
+	up := filepath.Join(tmp, "delta0")
 	if err := os.Mkdir(up, os.FileMode(rootSt.Mode&0o7777)); err != nil {
 		return err
 	}
@@ -98,27 +114,54 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if err := os.Chmod(up, os.FileMode(rootSt.Mode&0o777)); err != nil {
 		return err
 	}
-	if err := p.writeConfig(spec); err != nil {
-		return err
-	}
 	if _, dropped := FilterBoxConfig(spec.BoxConfig); spec.Warn != nil {
 		for _, d := range dropped {
 			spec.Warn("box lxc-config line dropped (a box may not set it): %s", d)
 		}
 	}
 	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec); err != nil {
+		if err := p.prepare(ctx, spec, filepath.Join(tmp, "prep"), up); err != nil {
 			return err
 		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
+		return fmt.Errorf("put machine folder %s in place: %w", dir, err)
+	}
+	work = dir
+	return p.writeConfig(spec, filepath.Join(dir, "config"))
 }
 
-// prepare mounts the overlay on the host for a moment so spec.Prepare sees
-// the merged tree (copy-up keeps every parent's mode and owner), then
-// unmounts it. Nothing stays mounted under the machine's folder.
-func (p *Provider) prepare(ctx context.Context, spec *provider.Spec) error {
-	err := p.withOverlay(filepath.Join(p.dir(spec.Name), "prep"), []string{spec.Rootfs}, p.upper(spec.Name), func(merged string) error {
+// sweepCreating removes the work folders of Creates whose process died.
+func (p *Provider) sweepCreating() {
+	entries, err := os.ReadDir(p.Path)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), creatingPrefix) && fsutil.DeadTemp(e.Name(), creatingPrefix) {
+			dropCreating(filepath.Join(p.Path, e.Name()))
+		}
+	}
+}
+
+// dropCreating unmounts what a Create mounted in its work folder and
+// removes the folder.
+func dropCreating(tmp string) error {
+	if err := dropOverlay(filepath.Join(tmp, "prep")); err != nil {
+		return err
+	}
+	return fsutil.RemoveTree(tmp)
+}
+
+// prepare mounts the overlay of the box and upper on the host for a
+// moment (in prepDir) so spec.Prepare sees the merged tree (copy-up keeps
+// every parent's mode and owner), then unmounts it. Nothing stays
+// mounted under the machine's folder.
+func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, prepDir, upper string) error {
+	err := p.withOverlay(prepDir, []string{spec.Rootfs}, upper, func(merged string) error {
 		root, err := os.OpenRoot(merged)
 		if err != nil {
 			return err
@@ -268,8 +311,9 @@ func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
 	return kv, nil
 }
 
-// writeConfig replaces the container's config file with spec's.
-func (p *Provider) writeConfig(spec *provider.Spec) error {
+// writeConfig writes spec's config to path (the container's config file,
+// or one in a Create's work folder).
+func (p *Provider) writeConfig(spec *provider.Spec, path string) error {
 	kv, err := p.config(spec)
 	if err != nil {
 		return err
@@ -285,8 +329,14 @@ func (p *Provider) writeConfig(spec *provider.Spec) error {
 			return err
 		}
 	}
-	path := filepath.Join(p.dir(spec.Name), "config")
-	if err := c.SaveConfigFile(path); err != nil {
+	// Written beside and renamed over: a config (which makes a folder a
+	// container) is whole or absent.
+	tmp := path + ".new"
+	if err := c.SaveConfigFile(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save LXC config %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("save LXC config %s: %w", path, err)
 	}
 	return nil
@@ -404,11 +454,11 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) error {
 	case provider.Running, provider.Frozen:
 		return nil
 	}
-	if err := p.writeConfig(spec); err != nil {
+	if err := p.writeConfig(spec, filepath.Join(p.dir(spec.Name), "config")); err != nil {
 		return err
 	}
 	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec); err != nil {
+		if err := p.prepare(ctx, spec, filepath.Join(p.dir(spec.Name), "prep"), p.upper(spec.Name)); err != nil {
 			return err
 		}
 	}
@@ -477,11 +527,11 @@ func (p *Provider) Stop(ctx context.Context, name string, force bool, timeout ti
 		return err
 	}
 	defer c.Release()
-	switch c.State() {
-	case golxc.STOPPED:
+	switch p.state(c) {
+	case provider.Stopped:
 		return nil
-	case golxc.FROZEN, golxc.FREEZING:
-		if err := c.Unfreeze(); err != nil {
+	case provider.Frozen:
+		if err := thaw(ctx, c); err != nil {
 			return fmt.Errorf("thaw %q before stopping it: %w", name, err)
 		}
 	}
@@ -532,7 +582,24 @@ func (p *Provider) State(ctx context.Context, name string) (provider.State, erro
 		return provider.Unknown, err
 	}
 	defer c.Release()
-	return mapState(c.State()), nil
+	return p.state(c), nil
+}
+
+// state is the container's state, with the cgroup freezer's word on
+// whether a running one is frozen: den freezes through the cgroup itself,
+// and a den killed half way leaves a frozen (or FREEZING) cgroup that
+// liblxc's monitor may still call RUNNING.
+func (p *Provider) state(c *golxc.Container) provider.State {
+	st := mapState(c.State())
+	if st == provider.Running || st == provider.Frozen {
+		switch freezerState(c) {
+		case "FROZEN", "FREEZING":
+			return provider.Frozen
+		case "THAWED":
+			return provider.Running
+		}
+	}
+	return st
 }
 
 func mapState(s golxc.State) provider.State {
@@ -576,65 +643,4 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 		info.CPUs = strings.TrimSpace(v[0])
 	}
 	return info, nil
-}
-
-// Freeze suspends the container's processes (freezer cgroup). It asks
-// the freezer itself and polls it every few milliseconds, then lets
-// liblxc's Freeze find it frozen, which records the state in LXC's monitor
-// (lxc-info and den status read it there). liblxc alone polls a v1 freezer
-// with sleep(1), so a freeze not done at its first look costs a second.
-func (p *Provider) Freeze(ctx context.Context, name string) error {
-	c, err := p.open(name)
-	if err != nil {
-		return err
-	}
-	defer c.Release()
-	key, value, done := "freezer.state", "FROZEN", func(s string) bool { return s == "FROZEN" }
-	if host.CgroupLayout() == host.CgroupV2 {
-		key, value = "cgroup.freeze", "1"
-		done = func(string) bool { return cgroupEvent(c, "frozen") == "1" }
-	}
-	if err := c.SetCgroupItem(key, value); err == nil {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		err := provider.WaitFor(wctx, 5*time.Millisecond, func() bool { return done(firstItem(c.CgroupItem(key))) })
-		if ctx.Err() != nil {
-			return err
-		}
-	}
-	if err := c.Freeze(); err != nil {
-		return fmt.Errorf("freeze %q: %w (see %s)", name, err, p.logFile(name))
-	}
-	return nil
-}
-
-// firstItem is the first line of a cgroup file's value, trimmed.
-func firstItem(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return strings.TrimSpace(v[0])
-}
-
-// cgroupEvent reads one key of a v2 cgroup.events file.
-func cgroupEvent(c *golxc.Container, key string) string {
-	for _, l := range c.CgroupItem("cgroup.events") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(l), " "); ok && k == key {
-			return v
-		}
-	}
-	return ""
-}
-
-// Unfreeze resumes a frozen container.
-func (p *Provider) Unfreeze(ctx context.Context, name string) error {
-	c, err := p.open(name)
-	if err != nil {
-		return err
-	}
-	defer c.Release()
-	if err := c.Unfreeze(); err != nil {
-		return fmt.Errorf("thaw %q: %w", name, err)
-	}
-	return nil
 }

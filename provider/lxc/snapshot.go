@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	golxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
 
 	"github.com/den-dev/den/internal/fsutil"
@@ -82,7 +81,7 @@ func (p *Provider) SaveSnapshot(ctx context.Context, name, snap string, replace 
 	var size int64
 	switch st {
 	case provider.Running:
-		size, err = p.frozen(ctx, name, func() (int64, error) {
+		size, err = p.frozenFor(ctx, name, func() (int64, error) {
 			created = time.Now().UTC()
 			return fsutil.CopyTree(ctx, p.upper(name), filepath.Join(tmp, "delta0"))
 		})
@@ -107,28 +106,6 @@ func (p *Provider) SaveSnapshot(ctx context.Context, name, snap string, replace 
 	}
 	ok = true
 	return s, nil
-}
-
-// frozen runs fn with the container frozen, and thaws it afterwards even
-// when fn fails or ctx ends.
-func (p *Provider) frozen(ctx context.Context, name string, fn func() (int64, error)) (int64, error) {
-	c, err := p.open(name)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Release()
-	if err := c.Freeze(); err != nil {
-		return 0, fmt.Errorf("freeze %q for a consistent copy: %w (see %s)", name, err, p.logFile(name))
-	}
-	n, err := fn()
-	if uerr := c.Unfreeze(); uerr != nil && c.State() == golxc.FROZEN {
-		uerr = fmt.Errorf("thaw %q after the copy: %w; run 'den resume'", name, uerr)
-		if err == nil {
-			return n, uerr
-		}
-		return n, fmt.Errorf("%w (and %v)", err, uerr)
-	}
-	return n, err
 }
 
 // putSnapshot moves the finished snapshot tmp to final. Replacing swaps the
