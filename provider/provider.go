@@ -148,6 +148,14 @@ type Addresser interface {
 	AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (Network, error)
 }
 
+// Limiter is the optional ability to change a running machine's memory
+// and CPU limits in place (the next Start applies the spec's anyway).
+type Limiter interface {
+	// SetLimits sets the memory limit (bytes; 0 = none) and the number of
+	// CPUs (0 = all) of the running machine name.
+	SetLimits(ctx context.Context, name string, memory int64, cpus int) error
+}
+
 // Dialer is the optional ability to reach a port of a running machine
 // other than through its address (a remote engine's exec stream, a test
 // fake). Without it den dials the machine's address.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -162,18 +161,7 @@ func commandPath(cliCtx *cli.Context) string {
 
 // loadProject finds and decodes the den.hcl for the current folder.
 func loadProject() (*config.Project, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	path, err := config.Find(wd)
-	if err != nil {
-		return nil, err
-	}
-	if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
-		path = rel
-	}
-	return config.Load(path)
+	return machine.LoadProject(".", false, nil)
 }
 
 // newEnv wires den's home, its providers and the terminal UI.
@@ -186,52 +174,51 @@ func newEnv() (*machine.Env, error) {
 	return machine.NewEnv(machine.Options{Home: home, Providers: []provider.Provider{p}, UI: ui.New()}), nil
 }
 
-// projectMachines loads den.hcl, picks the machines the arguments name
-// (all without arguments) and wires the environment.
-func projectMachines(cliCtx *cli.Context) ([]*machine.Machine, *machine.Env, error) {
-	return machinesOf(cliCtx.Args().Slice())
+// Which machines a command may act on (see machine.LookupOptions):
+// changing ones only den.hcl's; looking at or taking down also orphans
+// and, when den.hcl does not parse, .den/'s.
+var (
+	onlyConfigured = machine.LookupOptions{}
+	withOrphans    = machine.LookupOptions{Orphans: true}
+	fromState      = machine.LookupOptions{Orphans: true, FromState: true}
+)
+
+// projectMachines wires the environment and finds the machines the
+// arguments name (machine names or global-status ids), or all of the
+// project's without arguments.
+func projectMachines(cliCtx *cli.Context, opts machine.LookupOptions) ([]*machine.Machine, *machine.Env, error) {
+	return machinesOf(cliCtx.Args().Slice(), opts)
 }
 
 // machinesOf is projectMachines for the machines names names.
-func machinesOf(names []string) ([]*machine.Machine, *machine.Env, error) {
-	ms, err := selectMachines(names)
-	if err != nil {
-		return nil, nil, err
-	}
+func machinesOf(names []string, opts machine.LookupOptions) ([]*machine.Machine, *machine.Env, error) {
 	env, err := newEnv()
 	if err != nil {
 		return nil, nil, err
+	}
+	ms, err := env.Lookup(".", names, opts)
+	if err != nil {
+		return nil, nil, usage(err)
 	}
 	return ms, env, nil
 }
 
-// selectMachines loads den.hcl and picks the machines names names (all
-// without names).
-func selectMachines(names []string) ([]*machine.Machine, error) {
-	p, err := loadProject()
-	if err != nil {
-		return nil, err
-	}
-	ms, err := machine.Select(p, names)
-	return ms, usage(err)
-}
-
 // projectMachine is projectMachines for commands on one machine: the one
-// the argument names, or the project's only one.
-func projectMachine(cliCtx *cli.Context) (*machine.Machine, *machine.Env, error) {
-	p, err := loadProject()
+// the argument names, or the project's primary (or only) one.
+func projectMachine(cliCtx *cli.Context, opts machine.LookupOptions) (*machine.Machine, *machine.Env, error) {
+	if name := cliCtx.Args().First(); name != "" {
+		ms, env, err := machinesOf([]string{name}, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ms[0], env, nil
+	}
+	ms, env, err := machinesOf(nil, onlyConfigured)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := machine.SelectOne(p, cliCtx.Args().First())
-	if err != nil {
-		return nil, nil, usage(err)
-	}
-	env, err := newEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, env, nil
+	m, err := machine.Primary(ms)
+	return m, env, usage(err)
 }
 
 // usage makes a domain's invalid-input or unknown-name error a usage error

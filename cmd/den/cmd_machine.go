@@ -49,7 +49,7 @@ var upCommand = &cli.Command{
 			return err
 		}
 		opts.Parallel = !cliCtx.Bool("no-parallel")
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ var reloadCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ var provisionCommand = &cli.Command{
 		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
 			return err
 		}
@@ -99,7 +99,7 @@ var statusCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
 			return err
 		}
@@ -113,10 +113,28 @@ var statusCommand = &cli.Command{
 		fmt.Println("Current machine states:")
 		fmt.Println()
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		var notes []string
 		for _, s := range all {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.State, s.Address)
+			note := ""
+			switch {
+			case s.Orphaned:
+				note = "orphaned: not in den.hcl ('den destroy " + s.Name + "' removes it)"
+			case s.Provisioning != "":
+				note = "first provisioning unfinished ('den up' finishes it)"
+			}
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, s.Provider, s.Address, note)
+			if s.Orphaned {
+				notes = append(notes, s.Name)
+			}
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(notes) > 0 {
+			fmt.Printf("\n%s recorded in .den/ but no longer in den.hcl: 'den destroy %s' removes %s.\n",
+				strings.Join(notes, ", "), strings.Join(notes, " "), map[bool]string{true: "it", false: "them"}[len(notes) == 1])
+		}
+		return nil
 	},
 }
 
@@ -129,7 +147,7 @@ var haltCommand = &cli.Command{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
 			return err
 		}
@@ -143,7 +161,7 @@ var destroyCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
 			return err
 		}

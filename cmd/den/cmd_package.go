@@ -24,7 +24,7 @@ var packageCommand = &cli.Command{
 		if err != nil {
 			return usageError{err}
 		}
-		m, env, err := projectMachine(cliCtx)
+		m, env, err := projectMachine(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}

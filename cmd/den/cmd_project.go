@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
 )
 
@@ -50,11 +51,14 @@ var validateCommand = &cli.Command{
 	Usage:     "check den.hcl and print what it describes",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		ms, err := selectMachines(cliCtx.Args().Slice())
+		p, err := loadProject()
 		if err != nil {
 			return err
 		}
-		p := ms[0].Project
+		ms, err := machine.Select(p, cliCtx.Args().Slice())
+		if err != nil {
+			return usage(err)
+		}
 		rel, _ := filepath.Rel(mustGetwd(), p.File)
 		fmt.Printf("%s is valid: %d machine(s)\n", rel, len(p.Machines))
 		for _, m := range ms {

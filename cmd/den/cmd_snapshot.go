@@ -95,7 +95,7 @@ var snapshotPushCommand = &cli.Command{
 	Usage:     "save a snapshot with a name of its own, for 'snapshot pop'",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ var snapshotPopCommand = &cli.Command{
 			return err
 		}
 		opts.NoDelete = cliCtx.Bool("no-delete")
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func snapshotArgs(cliCtx *cli.Context) ([]*machine.Machine, *machine.Env, string
 	if err := provider.CheckSnapshotName(snap); err != nil {
 		return nil, nil, "", usageError{err}
 	}
-	ms, env, err := machinesOf(args[:len(args)-1])
+	ms, env, err := machinesOf(args[:len(args)-1], withOrphans)
 	return ms, env, snap, err
 }
 
@@ -145,7 +145,7 @@ var snapshotListCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ var sshCommand = &cli.Command{
 		if err := checkArgs(cliCtx, 0, 1); err != nil {
 			return err
 		}
-		m, env, err := projectMachine(cliCtx)
+		m, env, err := projectMachine(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ var sshConfigCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, err := selectMachines(cliCtx.Args().Slice())
+		ms, _, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}

@@ -9,7 +9,7 @@ var suspendCommand = &cli.Command{
 	Usage:     "freeze machines where they are (freezer cgroup); 'den resume' wakes them",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
@@ -22,7 +22,7 @@ var resumeCommand = &cli.Command{
 	Usage:     "thaw suspended machines and wait until ssh answers",
 	ArgsUsage: "[MACHINE...]",
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}

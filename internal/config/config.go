@@ -68,6 +68,7 @@ type Machine struct {
 	Provisions []Provision // top-level ones, then the machine's own (one named like a top-level one takes its place)
 	Forwards   []Forward   // top-level ones first, then the machine's own
 	DefRange   hcl.Range   // the machine block's header; the start of the file for "default"
+	Primary    bool        // the machine ssh and other single-machine commands pick when none is named
 }
 
 // SyncedFolder is a host folder bind-mounted into the guest.
@@ -106,7 +107,7 @@ func Find(dir string) (string, error) {
 
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}},
+	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
@@ -127,18 +128,20 @@ var lxcSchema = &hcl.BodySchema{
 
 // layer is the validated settings of the top level or of one machine block.
 type layer struct {
-	box        *string
-	boxRange   hcl.Range
-	boxVersion *string
-	boxURL     *string
-	memory     *int64
-	cpus       *int
-	hostname   *string
-	bridge     *string
-	folders    []folder
-	lxc        []KV
-	provisions []provision
-	forwards   []Forward
+	primary      *bool
+	primaryRange hcl.Range
+	box          *string
+	boxRange     hcl.Range
+	boxVersion   *string
+	boxURL       *string
+	memory       *int64
+	cpus         *int
+	hostname     *string
+	bridge       *string
+	folders      []folder
+	lxc          []KV
+	provisions   []provision
+	forwards     []Forward
 }
 
 // folder is a validated synced_folder block.
@@ -271,6 +274,7 @@ func (l *loader) project(body hcl.Body) *Project {
 		return p
 	}
 	seen := map[string]hcl.Range{}
+	var primary hcl.Range
 	for _, b := range machines {
 		name := b.Labels[0]
 		if !machineNameRE.MatchString(name) {
@@ -287,6 +291,12 @@ func (l *loader) project(body hcl.Body) *Project {
 		m := l.machine(name, top, own, b.DefRange)
 		if m.Box == "" && !l.diags.HasErrors() {
 			l.errorf(b.DefRange, "Missing box", `Machine %q has no box: set box = "debian/bookworm" at the top level (every machine inherits it) or in this block.`, name)
+		}
+		if own.primary != nil && *own.primary {
+			if primary.Filename != "" {
+				l.errorf(own.primaryRange, "Two primary machines", "Only one machine can be primary; another is marked at %s.", loc(primary))
+			}
+			m.Primary, primary = true, own.primaryRange
 		}
 		p.Machines = append(p.Machines, m)
 	}
@@ -395,6 +405,16 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 			if !validHostname(h) {
 				l.errorf(a.Expr.Range(), "Invalid hostname",
 					"%q is not a hostname: use letters, digits and hyphens, 1 to 63 per dot-separated label, not starting or ending with a hyphen.", h)
+			}
+		}
+	}
+	if a := attrs["primary"]; a != nil {
+		if v, ok := l.value(a, cty.Bool); ok {
+			if top {
+				l.errorf(a.Expr.Range(), "primary outside a machine block", "primary marks one machine of several: put primary = true in that machine's block.")
+			} else {
+				p := v.True()
+				ly.primary, ly.primaryRange = &p, a.Expr.Range()
 			}
 		}
 	}

@@ -592,3 +592,192 @@ func TestGlobalStatusAndPrune(t *testing.T) {
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 }
+
+// TestFirstProvisioningFinishesLater: a first up whose provisioning did
+// not finish (here: a provisioner fails) says so in status, and the next
+// up runs what did not complete, in order, then status is clean.
+func TestFirstProvisioningFinishesLater(t *testing.T) {
+	w := newWorld(t)
+	p := w.project(`
+box = "test/box"
+provision "shell" {
+  name   = "one"
+  inline = ["true"]
+}
+provision "shell" {
+  name   = "two"
+  inline = ["true"]
+}
+provision "shell" {
+  name   = "three"
+  inline = ["true"]
+}
+`)
+	ctx := context.Background()
+	ms := w.machines(p)
+	c := ms[0].Container()
+	failTwo := true
+	w.prov.Exec = func(machine, cmd string, stdout func(string)) int {
+		if failTwo && strings.Contains(cmd, "den-provision-two-") && !strings.HasPrefix(cmd, "rm") {
+			return 5
+		}
+		return 0
+	}
+	if err := w.env.Up(ctx, ms, UpOptions{}); errdefs.KindOf(err) != errdefs.GuestFailed {
+		t.Fatalf("first up: %v", err)
+	}
+	st, _ := w.env.Status(ctx, ms)
+	if st[0].Provisioning != "unfinished" {
+		t.Errorf("status after an unfinished first provisioning: %+v", st[0])
+	}
+	failTwo = false
+	before := len(w.prov.Commands(c))
+	must(t, w.env.Up(ctx, ms, UpOptions{}))
+	cmds := w.prov.Commands(c)[before:]
+	if countRuns(cmds, "one") != 0 || countRuns(cmds, "two") != 1 || countRuns(cmds, "three") != 1 {
+		t.Errorf("the next up ran %v; want two and three only", cmds)
+	}
+	if !w.said("default", "first provisioning did not finish") {
+		t.Error("up did not say it finishes the first provisioning")
+	}
+	st, _ = w.env.Status(ctx, ms)
+	if st[0].Provisioning != "" {
+		t.Errorf("status after the provisioning finished: %+v", st[0])
+	}
+	// A later up runs none of them and says so.
+	before = len(w.prov.Commands(c))
+	must(t, w.env.Up(ctx, ms, UpOptions{}))
+	if cmds := w.prov.Commands(c)[before:]; countRuns(cmds, "one")+countRuns(cmds, "two")+countRuns(cmds, "three") != 0 {
+		t.Errorf("a later up ran %v", cmds)
+	}
+	if !w.said("default", "Machine already provisioned.") {
+		t.Error("up did not say the machine is already provisioned")
+	}
+}
+
+// TestLiveLimitsAndChanges: up of a running machine applies changed
+// memory and cpus at once and names what needs a reload.
+func TestLiveLimitsAndChanges(t *testing.T) {
+	w := newWorld(t)
+	p := w.project(`
+box = "test/box"
+memory = "256M"
+`)
+	ctx := context.Background()
+	must(t, w.env.Up(ctx, w.machines(p), UpOptions{}))
+	p = w.project(`
+box = "test/box"
+memory = "512M"
+cpus = 1
+hostname = "renamed"
+`)
+	ms := w.machines(p)
+	must(t, w.env.Up(ctx, ms, UpOptions{}))
+	if spec, _ := w.prov.Spec(ms[0].Container()); spec.Memory != 512<<20 || spec.CPUs != 1 {
+		t.Errorf("limits in force: memory %d, cpus %d", spec.Memory, spec.CPUs)
+	}
+	if !w.said("default", "Applied den.hcl's new limits") || !w.said("default", "den.hcl changed hostname (") {
+		t.Errorf("up did not say what it applied and what needs a reload: %+v", w.events)
+	}
+}
+
+// TestNewMachineJoinsRunningPeers: a machine made later is added to the
+// /etc/hosts of the project's running machines, and taken out again when
+// it is destroyed.
+func TestNewMachineJoinsRunningPeers(t *testing.T) {
+	w := newWorld(t)
+	p := w.project(`
+box = "test/box"
+machine "web" {}
+`)
+	ctx := context.Background()
+	must(t, w.env.Up(ctx, w.machines(p), UpOptions{}))
+	p = w.project(`
+box = "test/box"
+machine "web" {}
+machine "cache" {}
+`)
+	ms := w.machines(p)
+	before := len(w.prov.Commands(ms[0].Container()))
+	must(t, w.env.Up(ctx, ms[1:], UpOptions{}))
+	cmds := w.prov.Commands(ms[0].Container())[before:]
+	if len(cmds) != 1 || !strings.Contains(cmds[0], "/etc/hosts") {
+		t.Fatalf("web ran %v; want its /etc/hosts rewritten", cmds)
+	}
+	rec, _ := ms[0].Record()
+	cache, _ := ms[1].Record()
+	if !strings.Contains(rec.Hosts, cache.IP()+"\tcache") {
+		t.Errorf("web's recorded /etc/hosts lacks cache:\n%s", rec.Hosts)
+	}
+	must(t, w.env.Destroy(ctx, ms[1:]))
+	rec, _ = ms[0].Record()
+	if strings.Contains(rec.Hosts, "cache") {
+		t.Errorf("web's /etc/hosts still names the destroyed cache:\n%s", rec.Hosts)
+	}
+}
+
+// TestOrphansAndGlobalIDs: a machine whose block left den.hcl is shown,
+// destroyable, and refused by up; a global-status id names a machine from
+// anywhere; a den.hcl that does not parse still lets status and destroy
+// work from .den/.
+func TestOrphansAndGlobalIDs(t *testing.T) {
+	w := newWorld(t)
+	p := w.project(`
+box = "test/box"
+machine "a" {}
+machine "b" {}
+`)
+	ctx := context.Background()
+	must(t, w.env.Up(ctx, w.machines(p), UpOptions{Parallel: true}))
+	w.project(`
+box = "test/box"
+machine "a" {}
+`)
+	ms, err := w.env.Lookup(w.dir, nil, LookupOptions{Orphans: true})
+	must(t, err)
+	if len(ms) != 2 || ms[1].Name() != "b" || !ms[1].Orphan {
+		t.Fatalf("machines with orphans: %v", ms)
+	}
+	st, err := w.env.Status(ctx, ms)
+	must(t, err)
+	if !st[1].Orphaned || st[1].State != "running" {
+		t.Errorf("orphan's status: %+v", st[1])
+	}
+	if _, err := w.env.Lookup(w.dir, []string{"b"}, LookupOptions{}); errdefs.KindOf(err) != errdefs.NotFound || !strings.Contains(err.Error(), "den destroy b") {
+		t.Errorf("an orphan where orphans are not taken: %v", err)
+	}
+	if err := w.env.Up(ctx, ms[1:], UpOptions{}); errdefs.KindOf(err) != errdefs.NotFound {
+		t.Errorf("up of an orphan: %v", err)
+	}
+	// A global-status id, from another folder.
+	entries, _ := ReadIndex(w.env.Home)
+	var id string
+	for _, e := range entries {
+		if e.Machine == "a" {
+			id = GlobalID(e.Container)
+		}
+	}
+	got, err := w.env.Lookup(t.TempDir(), []string{id}, LookupOptions{})
+	must(t, err)
+	if len(got) != 1 || got[0].Name() != "a" || got[0].Project.Dir != w.dir {
+		t.Errorf("lookup of id %s: %+v", id, got)
+	}
+	// den.hcl broken: status and destroy work from .den/.
+	if err := os.WriteFile(filepath.Join(w.dir, config.FileName), []byte("box = \"unterminated\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.env.Lookup(w.dir, nil, LookupOptions{}); err == nil {
+		t.Error("lookup without FromState took a broken den.hcl")
+	}
+	ms, err = w.env.Lookup(w.dir, nil, LookupOptions{Orphans: true, FromState: true})
+	must(t, err)
+	if len(ms) != 2 || !w.said("", "working from the machines recorded in .den/") {
+		t.Fatalf("from .den/: %v", ms)
+	}
+	must(t, w.env.Destroy(ctx, ms))
+	for _, m := range ms {
+		if w.state(m) != provider.NotCreated {
+			t.Errorf("%s survived destroy", m.Name())
+		}
+	}
+}

@@ -31,6 +31,10 @@ type Machine struct {
 	Project *config.Project
 	Config  *config.Machine
 	State   layout.MachineState
+	// Orphan is set for a machine .den/ records that den.hcl no longer
+	// names (or when den.hcl does not parse): status, halt, destroy, ssh
+	// and snapshots work on it; up, reload and provision refuse.
+	Orphan bool
 }
 
 // New returns the machine m of p.
@@ -93,6 +97,11 @@ type Status struct {
 	Container string `json:"container,omitempty"`
 	Box       string `json:"box"`
 	Provider  string `json:"provider"`
+	// Orphaned is set for a machine den.hcl no longer names.
+	Orphaned bool `json:"orphaned,omitempty"`
+	// Provisioning is "unfinished" while the machine's first provisioning
+	// has not completed (the next up finishes it).
+	Provisioning string `json:"provisioning,omitempty"`
 }
 
 // machineProvider returns the provider of m: the one its record names,
@@ -134,7 +143,7 @@ func (e *Env) created(ctx context.Context, m *Machine, what string) (*Record, pr
 
 // status reads one machine's state without starting or contacting it.
 func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
-	s := Status{Name: m.Name(), Box: m.Config.Box, State: provider.NotCreated.String()}
+	s := Status{Name: m.Name(), Box: m.Config.Box, State: provider.NotCreated.String(), Orphaned: m.Orphan}
 	rec, prov, st, err := e.current(ctx, m)
 	if err != nil {
 		return s, err
@@ -147,6 +156,9 @@ func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 	if rec.Box != "" {
 		s.Box = rec.Box
 	}
+	if rec.FirstUpPending && st != provider.NotCreated {
+		s.Provisioning = "unfinished"
+	}
 	return s, nil
 }
 
@@ -158,9 +170,14 @@ type UpOptions struct {
 }
 
 // upLocked creates the machine when missing, starts it when stopped and
-// waits for sshd, then provisions it as opts say. The caller holds the
-// machine's lock.
+// waits until its sshd answers (a running one too), then provisions it as
+// opts say. A machine whose first provisioning never finished (an up
+// interrupted, a provisioner that failed) gets the provisioners that did
+// not complete, in order. The caller holds the machine's lock.
 func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
+	if m.Orphan {
+		return orphaned(m)
+	}
 	rec, prov, state, err := e.current(ctx, m)
 	if err != nil {
 		return err
@@ -176,10 +193,10 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		if err := e.startForwards(m, rec, true); err != nil {
 			return err
 		}
-		if opts.Provision == ProvisionAuto && len(opts.With) == 0 && !hasAlways(m.Config.Provisions) {
-			return nil
+		if err := e.applyLive(ctx, m, rec, prov); err != nil {
+			return err
 		}
-		if client, err = e.dial(ctx, m, rec, prov); err != nil {
+		if client, err = e.waitSSH(ctx, m, rec, prov); err != nil {
 			return err
 		}
 	case provider.Frozen:
@@ -195,27 +212,62 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		}
 	}
 	defer client.Close()
-	if len(m.Config.Provisions) == 0 && len(opts.With) == 0 {
-		return nil
+	if state == provider.NotCreated {
+		e.updatePeers(ctx, m)
+	}
+	return e.provisionUp(ctx, m, rec, client, opts, state == provider.NotCreated)
+}
+
+// provisionUp runs what an up provisions, by Vagrant's rules: every
+// provisioner on a machine's first up (and until that first provisioning
+// has finished), the run = "always" ones on later ups, all with
+// --provision, the named ones with --provision-with, none with
+// --no-provision.
+func (e *Env) provisionUp(ctx context.Context, m *Machine, rec *Record, client *ssh.Client, opts UpOptions, created bool) error {
+	name := m.Name()
+	first := rec.FirstUpPending
+	provs := m.Config.Provisions
+	done := func() error {
+		if !first {
+			return nil
+		}
+		rec.FirstUpPending = false
+		return writeJSON(m.State.Record(), rec, 0o600)
+	}
+	if len(provs) == 0 && len(opts.With) == 0 {
+		return done()
 	}
 	popts := ProvisionOptions{Only: opts.With}
 	switch {
 	case len(opts.With) > 0:
 		popts.Force = true
+		return e.provision(ctx, m, client, popts)
 	case opts.Provision == ProvisionNever:
+		if first {
+			e.UI.Say(name, "Machine not provisioned (--no-provision): the next 'den up' provisions it, or run 'den provision'.")
+		}
 		return nil
 	case opts.Provision == ProvisionForce:
 		popts.Force = true
-	case state != provider.NotCreated:
-		// A later up runs only the run = "always" provisioners.
+	case first:
+		if !created {
+			e.UI.Say(name, "The machine's first provisioning did not finish; running the provisioners that did not complete...")
+		}
+	default:
 		popts.AlwaysOnly = true
+		if hasOnce(provs) {
+			e.UI.Say(name, "Machine already provisioned. Run 'den provision' or use '--provision' to force provisioning.")
+		}
 	}
-	return e.provision(ctx, m, client, popts)
+	if err := e.provision(ctx, m, client, popts); err != nil {
+		return err
+	}
+	return done()
 }
 
-func hasAlways(provs []config.Provision) bool {
+func hasOnce(provs []config.Provision) bool {
 	for _, p := range provs {
-		if p.Run == config.RunAlways {
+		if p.Run == config.RunOnce {
 			return true
 		}
 	}
@@ -254,15 +306,16 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	}
 	e.UI.Say(name, "Creating machine from box %s (%s)...", b.Name, b.Version)
 	rec := &Record{
-		Container:  m.Container(),
-		Provider:   providerField(e, prov),
-		Project:    m.Project.Dir,
-		Machine:    name,
-		Bridge:     m.Config.Bridge,
-		Box:        b.Name,
-		BoxVersion: b.Version,
-		User:       b.Meta.LoginUser(),
-		Created:    time.Now().UTC(),
+		Container:      m.Container(),
+		Provider:       providerField(e, prov),
+		Project:        m.Project.Dir,
+		Machine:        name,
+		Bridge:         m.Config.Bridge,
+		Box:            b.Name,
+		BoxVersion:     b.Version,
+		User:           b.Meta.LoginUser(),
+		Created:        time.Now().UTC(),
+		FirstUpPending: true,
 	}
 	prefer := ""
 	if reserved != nil && reserved.Bridge == rec.Bridge {
@@ -568,6 +621,11 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 		return nil, err
 	}
 	storeLock.Unlock()
+	applied := appliedOf(spec)
+	rec.Applied = &applied
+	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
+		return nil, err
+	}
 	e.checkLimits(ctx, m, rec, prov)
 	e.UI.Say(name, "Waiting for machine to boot...")
 	e.UI.Detail(name, "SSH address: %s:22", rec.IP())
@@ -753,7 +811,11 @@ func (e *Env) destroy(ctx context.Context, m *Machine) error {
 		return err
 	}
 	// .den/<machine> holds only den's own files (keys, record, lock).
-	return removeStateDir(m.State)
+	if err := removeStateDir(m.State); err != nil {
+		return err
+	}
+	e.updatePeers(ctx, m)
+	return nil
 }
 
 // removeStateDir deletes .den/<machine> after checking it holds only plain

@@ -34,20 +34,21 @@ func Select(p *config.Project, names []string) ([]*Machine, error) {
 	return out, nil
 }
 
-// SelectOne returns the machine name names, or the project's only one
-// when name is "" (an errdefs.Invalid error when it has several).
-func SelectOne(p *config.Project, name string) (*Machine, error) {
-	if name == "" {
-		if len(p.Machines) != 1 {
-			return nil, errdefs.Newf(errdefs.Invalid, "this project has several machines (%s): name one", MachineNames(p))
+// Primary returns the machine single-machine commands (ssh, package) act
+// on when none is named: the only one, else the one den.hcl marks
+// primary; an errdefs.Invalid error asks to name one.
+func Primary(ms []*Machine) (*Machine, error) {
+	if len(ms) == 1 {
+		return ms[0], nil
+	}
+	var names []string
+	for _, m := range ms {
+		if m.Config.Primary {
+			return m, nil
 		}
-		return New(p, p.Machines[0]), nil
+		names = append(names, m.Name())
 	}
-	ms, err := Select(p, []string{name})
-	if err != nil {
-		return nil, err
-	}
-	return ms[0], nil
+	return nil, errdefs.Newf(errdefs.Invalid, "this project has several machines (%s): name one, or mark one primary = true in den.hcl", strings.Join(names, ", "))
 }
 
 // MachineNames lists p's machine names for messages.

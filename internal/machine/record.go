@@ -36,6 +36,23 @@ type Record struct {
 	// Hosts is the /etc/hosts den last wrote into the machine (its own
 	// name and its peers'), so a start rewrites it only when it changed.
 	Hosts string `json:"hosts,omitempty"`
+	// FirstUpPending is set from create until the machine's first
+	// provisioning has finished: an up interrupted before that (Ctrl-C,
+	// kill -9, a failed provisioner) is finished by the next up.
+	FirstUpPending bool `json:"first_up_pending,omitempty"`
+	// Applied is what the running machine was started with, so an up of a
+	// running machine can say what den.hcl changed since.
+	Applied *Applied `json:"applied,omitempty"`
+}
+
+// Applied is the part of den.hcl a start applies to a machine.
+type Applied struct {
+	Memory   int64    `json:"memory,omitempty"`
+	CPUs     int      `json:"cpus,omitempty"`
+	Hostname string   `json:"hostname,omitempty"`
+	Bridge   string   `json:"bridge,omitempty"`
+	Mounts   []string `json:"mounts,omitempty"`
+	Config   []string `json:"config,omitempty"` // raw provider keys, "key = value"
 }
 
 // IP returns the machine's address without its prefix length.

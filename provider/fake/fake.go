@@ -62,6 +62,7 @@ var (
 	_ provider.Dialer      = (*Provider)(nil)
 	_ provider.Snapshotter = (*Provider)(nil)
 	_ provider.Exporter    = (*Provider)(nil)
+	_ provider.Limiter     = (*Provider)(nil)
 )
 
 // New returns a fake keeping its machines under dir.
@@ -250,6 +251,18 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 		info.CPUs = strings.Join(cpus, ",")
 	}
 	return info, nil
+}
+
+// SetLimits changes a running machine's limits.
+func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpus int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.machines[name]
+	if !ok || m.state != provider.Running {
+		return fmt.Errorf("machine %q is not running", name)
+	}
+	m.spec.Memory, m.spec.CPUs = memory, cpus
+	return nil
 }
 
 // Freeze suspends a running machine.

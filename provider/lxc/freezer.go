@@ -3,6 +3,8 @@ package lxc
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,4 +153,46 @@ func (p *Provider) frozenFor(ctx context.Context, name string, fn func() (int64,
 		}
 	}()
 	return fn()
+}
+
+var _ provider.Limiter = (*Provider)(nil)
+
+// SetLimits writes the memory limit and cpuset of a running container's
+// cgroup. Start writes them into its config too, so they hold after a
+// restart.
+func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpus int) error {
+	c, err := p.open(name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if st := p.state(c); st != provider.Running {
+		return fmt.Errorf("set limits of %q: it is %s", name, st)
+	}
+	memKey, none, cpuKey := "memory.limit_in_bytes", "-1", "cpuset.cpus"
+	if host.CgroupLayout() == host.CgroupV2 {
+		memKey, none = "memory.max", "max"
+	}
+	mem := none
+	if memory > 0 {
+		mem = strconv.FormatInt(memory, 10)
+	}
+	if err := c.SetCgroupItem(memKey, mem); err != nil {
+		return fmt.Errorf("set %s of %q to %s: %w (memory in use above the new limit cannot be taken back: 'den reload' restarts the machine with it)", memKey, name, mem, err)
+	}
+	var set string
+	if cpus > 0 {
+		set, err = cpuset(cpus)
+	} else {
+		var b []byte
+		b, err = os.ReadFile("/sys/devices/system/cpu/online")
+		set = strings.TrimSpace(string(b))
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.SetCgroupItem(cpuKey, set); err != nil {
+		return fmt.Errorf("set %s of %q to %s: %w", cpuKey, name, set, err)
+	}
+	return nil
 }
