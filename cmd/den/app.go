@@ -66,9 +66,14 @@ func newApp() *cli.App {
 			boxCommand,
 			hostCommand,
 			versionCommand,
+			completionCommand,
+			helpCommand,
 			forwardCommand,
+			completeCommand,
 		},
+		Action: notACommand,
 	}
+	withNotACommand(app.Commands)
 	for _, c := range app.Commands {
 		quietUsageErrors(c)
 	}

@@ -17,14 +17,22 @@ func intersperse(app *cli.App, args []string) []string {
 	}
 	out := []string{args[0]}
 	flags, cmds := app.Flags, app.Commands
+	var global []string // global flags typed after a command
 	i := 1
 	// The command path: global flags and command names.
 	for i < len(args) {
 		a := args[i]
 		if a == "--" {
+			out = append(out[:1], append(global, out[1:]...)...)
 			return append(out, args[i:]...)
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			if len(out) > 1 && !hasFlag(flags, a) && hasFlag(app.Flags, a) {
+				n := flagWidth(app.Flags, a, args[i:])
+				global = append(global, args[i:i+n]...)
+				i += n
+				continue
+			}
 			n := flagWidth(flags, a, args[i:])
 			out = append(out, args[i:i+n]...)
 			i += n
@@ -38,7 +46,9 @@ func intersperse(app *cli.App, args []string) []string {
 		flags, cmds = c.Flags, c.Subcommands
 		i++
 	}
-	// The last command's own flags and arguments, flags first.
+	// The last command's own flags and arguments, flags first; a global
+	// flag after the command (den up -C DIR) goes before it, as if typed
+	// there.
 	var fl, pos []string
 	for i < len(args) {
 		a := args[i]
@@ -47,6 +57,12 @@ func intersperse(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			if !hasFlag(flags, a) && hasFlag(app.Flags, a) {
+				n := flagWidth(app.Flags, a, args[i:])
+				global = append(global, args[i:i+n]...)
+				i += n
+				continue
+			}
 			n := flagWidth(flags, a, args[i:])
 			fl = append(fl, args[i:i+n]...)
 			i += n
@@ -55,7 +71,19 @@ func intersperse(app *cli.App, args []string) []string {
 		pos = append(pos, a)
 		i++
 	}
+	out = append(out[:1], append(global, out[1:]...)...)
 	return append(append(out, fl...), pos...)
+}
+
+// hasFlag reports whether a (a flag as typed) is one of flags.
+func hasFlag(flags []cli.Flag, a string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // flagWidth is how many tokens the flag a takes: 2 when it needs a value

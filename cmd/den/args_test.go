@@ -19,6 +19,8 @@ func TestIntersperse(t *testing.T) {
 		{"den status --json", "den status --json"},
 		{"den up -- -x", "den up -- -x"},
 		{"den", "den"},
+		{"den up -C /p web", "den -C /p up web"},
+		{"den box list --chdir=/p --json", "den --chdir=/p box list --json"},
 	} {
 		in := splitQuoted(tc.in)
 		got := strings.Join(intersperse(app, in), " ")

@@ -12,7 +12,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
-	err := app.RunContext(ctx, intersperse(app, os.Args))
+	args := os.Args
+	if len(args) < 2 || args[1] != completeCommand.Name {
+		args = intersperse(app, args) // completion words stay as typed
+	}
+	err := app.RunContext(ctx, args)
 	stop()
 	os.Exit(report(os.Stderr, err))
 }
