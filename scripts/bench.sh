@@ -42,9 +42,9 @@ printf 'box = "debian/bookworm"\nmemory = "512M"\n' >"$proj/den.hcl"
 for i in $(seq "$rounds"); do
 	cd "$proj"
 	timeit up "$den" up
-	"$den" ssh-config >"$work/ssh_config"
+	"$den" ssh-config --host den-bench >"$work/ssh_config"
 	for j in 1 2 3; do timeit ssh "$den" ssh -c true; done
-	for j in 1 2 3; do timeit openssh ssh -F "$work/ssh_config" den-default true; done
+	for j in 1 2 3; do timeit openssh ssh -F "$work/ssh_config" den-bench true; done
 	for j in 1 2 3; do timeit status "$den" status; done
 	container=$("$den" status --json | sed -n 's/.*"container": "\(.*\)".*/\1/p')
 	for j in 1 2 3; do timeit lxcinfo lxc-info -P "$lxcpath" -n "$container" -s; done

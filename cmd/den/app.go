@@ -211,7 +211,13 @@ func machinesOf(names []string, opts machine.LookupOptions) ([]*machine.Machine,
 // projectMachine is projectMachines for commands on one machine: the one
 // the argument names, or the project's primary (or only) one.
 func projectMachine(cliCtx *cli.Context, opts machine.LookupOptions) (*machine.Machine, *machine.Env, error) {
-	if name := cliCtx.Args().First(); name != "" {
+	return oneMachine(cliCtx.Args().First(), opts)
+}
+
+// oneMachine returns the machine name names (a machine or a global-status
+// id), or with name "" the project's primary (or only) machine.
+func oneMachine(name string, opts machine.LookupOptions) (*machine.Machine, *machine.Env, error) {
+	if name != "" {
 		ms, env, err := machinesOf([]string{name}, opts)
 		if err != nil {
 			return nil, nil, err
@@ -224,6 +230,14 @@ func projectMachine(cliCtx *cli.Context, opts machine.LookupOptions) (*machine.M
 	}
 	m, err := machine.Primary(ms)
 	return m, env, usage(err)
+}
+
+// first is the first of args, or "".
+func first(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 // usage makes a domain's invalid-input or unknown-name error a usage error

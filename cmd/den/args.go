@@ -12,6 +12,10 @@ import (
 // (urfave/cli v2 stops parsing flags at the first argument). Everything
 // after "--" stays an argument.
 func intersperse(app *cli.App, args []string) []string {
+	afterDashDash = 0
+	if i := slices.Index(args, "--"); i >= 0 {
+		afterDashDash = len(args) - i - 1
+	}
 	if len(args) < 2 {
 		return args
 	}
@@ -112,4 +116,17 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// afterDashDash is how many arguments followed "--" on den's command line:
+// the last ones of the command's arguments, passed on as they are (den
+// ssh gives them to OpenSSH).
+var afterDashDash int
+
+// splitDashDash splits the command's arguments into those before "--" and
+// those after it.
+func splitDashDash(cliCtx *cli.Context) (before, after []string) {
+	args := cliCtx.Args().Slice()
+	n := max(0, len(args)-afterDashDash)
+	return args[:n], args[n:]
 }

@@ -1,11 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/sshx"
 )
@@ -13,33 +21,50 @@ import (
 var sshCommand = &cli.Command{
 	Name:      "ssh",
 	Usage:     "open a shell in a machine, or run a command with -c",
-	ArgsUsage: "[MACHINE]",
+	ArgsUsage: "[MACHINE] [-- SSH ARGUMENTS...]",
+	Description: "Without arguments after --, den connects itself (pinned host key, den's key; -A and den.hcl's\n" +
+		"ssh { forward_agent, forward_env } apply). Arguments after -- go to OpenSSH's ssh, which den runs with\n" +
+		"the machine's ssh-config (den ssh web -- -L 8080:localhost:80 -N).",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "command", Aliases: []string{"c"}, Usage: "run `CMD` and exit with its status"},
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "with -c: give the command a terminal"},
+		&cli.BoolFlag{Name: "forward-agent", Aliases: []string{"A"}, Usage: "forward this host's ssh agent (SSH_AUTH_SOCK)"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		if err := checkArgs(cliCtx, 0, 1); err != nil {
-			return err
+		names, extra := splitDashDash(cliCtx)
+		if len(names) > 1 {
+			return usageError{fmt.Errorf("ssh: wrong number of arguments (usage: den ssh %s; see 'den ssh --help')", cliCtx.Command.ArgsUsage)}
 		}
-		m, env, err := projectMachine(cliCtx, withOrphans)
+		m, env, err := oneMachine(first(names), withOrphans)
 		if err != nil {
 			return err
+		}
+		cmd := cliCtx.String("command")
+		if len(extra) > 0 {
+			return execOpenSSH(cliCtx, env, m, cmd, extra)
 		}
 		client, err := env.Connect(cliCtx.Context, m)
 		if err != nil {
 			return err
 		}
 		defer client.Close()
+		opts := machine.SSHOptions(m, cliCtx.Bool("forward-agent"))
 		var status int
-		cmd := cliCtx.String("command")
 		if cmd != "" && !cliCtx.Bool("tty") {
-			status, err = sshx.Run(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr)
+			status, err = sshx.Run(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr, opts...)
 		} else {
-			status, err = sshx.Shell(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr)
+			status, err = sshx.Shell(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr, opts...)
+		}
+		if err != nil && errdefs.KindOf(err) != errdefs.Canceled && cliCtx.Context.Err() == nil && isConnectionLoss(err) {
+			status, err = sshx.ExitMissing, nil
 		}
 		if err != nil {
 			return err
+		}
+		if status == sshx.ExitMissing {
+			// The session ended without a status: the machine went away
+			// under it, as OpenSSH reports it.
+			fmt.Fprintf(os.Stderr, "Connection to %s closed.\n", m.Name())
 		}
 		if status != 0 {
 			return exitStatus(status)
@@ -48,13 +73,56 @@ var sshCommand = &cli.Command{
 	},
 }
 
+// isConnectionLoss reports whether err is the ssh connection ending under
+// a running session.
+func isConnectionLoss(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "connection lost")
+}
+
+// execOpenSSH replaces den with OpenSSH's ssh, run with the machine's
+// ssh-config (pinned key, den's identity) and the arguments given after
+// --; cmd, when set, is the remote command.
+func execOpenSSH(cliCtx *cli.Context, env *machine.Env, m *machine.Machine, cmd string, extra []string) error {
+	bin, err := exec.LookPath("ssh")
+	if err != nil {
+		return fmt.Errorf("arguments after -- go to OpenSSH's ssh, which is not installed: apt-get install openssh-client")
+	}
+	if _, err := env.Connect(cliCtx.Context, m); err != nil {
+		return err
+	}
+	entry, err := env.SSHConfig(m, "")
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := sshx.WriteConfig(&b, entry); err != nil {
+		return err
+	}
+	cfg := filepath.Join(m.State.Path(), "ssh_config")
+	if err := fsutil.WriteFileAtomic(cfg, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	argv := []string{"ssh", "-F", cfg}
+	if cliCtx.Bool("forward-agent") {
+		argv = append(argv, "-A")
+	}
+	if cliCtx.Bool("tty") {
+		argv = append(argv, "-t")
+	}
+	argv = append(append(argv, extra...), entry.Host)
+	if cmd != "" {
+		argv = append(argv, "--", cmd)
+	}
+	return syscall.Exec(bin, argv, os.Environ())
+}
+
 var sshConfigCommand = &cli.Command{
 	Name:      "ssh-config",
 	Usage:     "print an OpenSSH config for the machines (ssh -F, scp, rsync, IDEs)",
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, _, err := projectMachines(cliCtx, withOrphans)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
@@ -63,30 +131,17 @@ var sshConfigCommand = &cli.Command{
 		}
 		printed := 0
 		for _, m := range ms {
-			rec, err := m.Record()
-			if err != nil {
-				return err
-			}
-			if rec == nil {
+			entry, err := env.SSHConfig(m, cliCtx.String("host"))
+			if errdefs.KindOf(err) == errdefs.NotCreated {
 				continue
 			}
-			alias := machine.SSHAlias(m)
-			if h := cliCtx.String("host"); h != "" {
-				alias = h
+			if err != nil {
+				return err
 			}
 			if printed > 0 {
 				fmt.Println()
 			}
-			err = sshx.WriteConfig(os.Stdout, sshx.ConfigEntry{
-				Host:           alias,
-				HostName:       rec.IP(),
-				Port:           22,
-				User:           rec.User,
-				IdentityFile:   m.State.Key(),
-				KnownHostsFile: m.State.KnownHosts(),
-				HostKeyAlias:   machine.SSHAlias(m),
-			})
-			if err != nil {
+			if err := sshx.WriteConfig(os.Stdout, entry); err != nil {
 				return err
 			}
 			printed++

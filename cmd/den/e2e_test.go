@@ -292,9 +292,13 @@ memory = "256M"
 	if err := os.WriteFile(cfg, []byte(mustDen(t, dir, "ssh-config")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "den-default", "echo", "via-openssh").CombinedOutput()
+	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "test-lifecycle-default", "echo", "via-openssh").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "via-openssh") {
 		t.Errorf("ssh -F: %v\n%s", err, out)
+	}
+	// Arguments after -- go to OpenSSH, which den runs with that config.
+	if got := mustDen(t, dir, "ssh", "-c", "echo via-dashdash", "--", "-o", "BatchMode=yes"); got != "via-dashdash\n" {
+		t.Errorf("den ssh -- ARGS: %q", got)
 	}
 
 	// A tampered pin makes ssh fail clearly.

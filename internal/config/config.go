@@ -69,6 +69,7 @@ type Machine struct {
 	Forwards   []Forward   // top-level ones first, then the machine's own
 	DefRange   hcl.Range   // the machine block's header; the start of the file for "default"
 	Primary    bool        // the machine ssh and other single-machine commands pick when none is named
+	SSH        SSH         // ssh { forward_agent, forward_env }
 }
 
 // SyncedFolder is a host folder bind-mounted into the guest.
@@ -115,6 +116,7 @@ var settingsSchema = &hcl.BodySchema{
 		{Type: "forward"},
 		{Type: "machine", LabelNames: []string{"name"}},
 		{Type: "locals"},
+		{Type: "ssh"},
 	},
 }
 
@@ -128,6 +130,7 @@ var lxcSchema = &hcl.BodySchema{
 
 // layer is the validated settings of the top level or of one machine block.
 type layer struct {
+	ssh          *sshLayer
 	primary      *bool
 	primaryRange hcl.Range
 	box          *string
@@ -331,6 +334,7 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		if ly.bridge != nil {
 			m.Bridge = *ly.bridge
 		}
+		ly.ssh.merge(&m.SSH)
 		m.Forwards = append(m.Forwards, ly.forwards...)
 		for _, kv := range ly.lxc {
 			if i := slices.IndexFunc(m.LXCConfig, func(e KV) bool { return e.Key == kv.Key }); i >= 0 {
@@ -430,6 +434,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	}
 
 	blocks := content.Blocks.ByType()
+	ly.ssh = l.ssh(blocks["ssh"])
 	ly.folders = l.folders(blocks["synced_folder"])
 	for i, b := range blocks["lxc"] {
 		if i > 0 {

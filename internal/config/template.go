@@ -95,14 +95,33 @@ box = %s
 #   }
 # }
 
+# How 'den ssh' connects: forward this host's ssh agent (as ssh -A), and pass
+# these environment variables of the host on to the guest.
+# ssh {
+#   forward_agent = true
+#   forward_env   = ["LANG", "EDITOR"]
+# }
+
 # More machines: with machine blocks, the machines are exactly these blocks;
-# each inherits the settings above and may override any of them.
+# each inherits the settings above and may override any of them. The primary
+# machine is the one 'den ssh' (and other one-machine commands) picks when
+# none is named.
 # machine "web" {
+#   primary = true
 # }
 # machine "db" {
 #   memory = "512M"
 # }
 `
+
+// MinimalTemplate returns the den.hcl 'den init --minimal BOX' writes: the
+// box line alone.
+func MinimalTemplate(box string) []byte {
+	if box == "" {
+		box = DefaultBox
+	}
+	return fmt.Appendf(nil, "box = %s\n", hclQuote(box))
+}
 
 // Template returns the commented den.hcl that 'den init [BOX]' writes: box
 // set to box (DefaultBox when empty), every other setting shown commented.

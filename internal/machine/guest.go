@@ -2,6 +2,7 @@ package machine
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,13 +33,30 @@ type peer struct {
 }
 
 // sshdDropIn makes sshd offer only the machine's own host key (a box's keys
-// are the same in every clone) and take keys only.
+// are the same in every clone), take keys only, and take the environment
+// variables den.hcl's ssh { forward_env } passes on. den writes it at
+// create and again at a start when it changed (Record.SSHD).
 const sshdDropIn = `# Written by den: this machine's own host key, keys only.
 HostKey /etc/ssh/ssh_host_ed25519_key
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
+AcceptEnv *
 `
+
+// sshdDropInSum names the sshdDropIn content a machine has.
+func sshdDropInSum() string {
+	sum := sha256.Sum256([]byte(sshdDropIn))
+	return hex.EncodeToString(sum[:8])
+}
+
+// writeSSHDDropIn writes den's sshd drop-in into the machine.
+func writeSSHDDropIn(root provider.GuestFS) error {
+	if err := mkdirGuest(root, "etc/ssh/sshd_config.d", 0o755, 0, 0); err != nil {
+		return err
+	}
+	return root.WriteFile("etc/ssh/sshd_config.d/den.conf", []byte(sshdDropIn), 0o644, 0, 0)
+}
 
 // prepareGuest writes the machine's identity into its filesystem. Every
 // path resolves inside the machine (a box is untrusted: its symlinks
@@ -80,10 +98,7 @@ func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)
 	if err := root.WriteFile("etc/ssh/ssh_host_ed25519_key.pub", g.HostPub, 0o644, 0, 0); err != nil {
 		return err
 	}
-	if err := mkdirGuest(root, "etc/ssh/sshd_config.d", 0o755, 0, 0); err != nil {
-		return err
-	}
-	if err := root.WriteFile("etc/ssh/sshd_config.d/den.conf", []byte(sshdDropIn), 0o644, 0, 0); err != nil {
+	if err := writeSSHDDropIn(root); err != nil {
 		return err
 	}
 	uid, gid, home, err := setupUser(root, g, warn)

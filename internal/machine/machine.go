@@ -316,6 +316,7 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 		User:           b.Meta.LoginUser(),
 		Created:        time.Now().UTC(),
 		FirstUpPending: true,
+		SSHD:           sshdDropInSum(),
 	}
 	prefer := ""
 	if reserved != nil && reserved.Bridge == rec.Bridge {
@@ -478,17 +479,22 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Prov
 	return ix.Put(rec.indexEntry())
 }
 
+// writeKnownHosts writes the machine's known_hosts for OpenSSH: its host
+// key under its ssh-config alias, the alias of den before 2026-12
+// (den-MACHINE, which ssh configs written then still name) and its address.
 func writeKnownHosts(m *Machine, rec *Record, hostPub []byte) error {
 	key, _, _, _, err := ssh.ParseAuthorizedKey(hostPub)
 	if err != nil {
 		return err
 	}
-	line := sshx.KnownHostsLine(SSHAlias(m), rec.IP(), key)
+	line := sshx.KnownHostsLine(SSHAlias(m), rec.IP(), key, "den-"+m.Name())
 	return fsutil.WriteFileAtomic(m.State.KnownHosts(), []byte(line), 0o644)
 }
 
-// SSHAlias is the Host name of the machine in ssh-config output.
-func SSHAlias(m *Machine) string { return "den-" + m.Name() }
+// SSHAlias is the Host name of the machine in ssh-config output:
+// PROJECT-MACHINE, so the machines of two projects (both "default") do not
+// shadow each other in ~/.ssh/config.
+func SSHAlias(m *Machine) string { return projectSlug(m.Project.Dir) + "-" + m.Name() }
 
 // ownerOf returns the uid and gid owning dir.
 func ownerOf(dir string) (int, int) {
@@ -601,13 +607,20 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	}
 	// The hostname, the project's machines or their addresses changed since
 	// the last start: rewrite the guest's /etc/hostname and /etc/hosts
-	// before it boots.
+	// before it boots; and den's sshd drop-in when it changed since.
 	peers := e.peers(m)
-	if hosts := hostsFile(m.Config.Hostname, peers); hosts != rec.Hosts {
+	hosts := hostsFile(m.Config.Hostname, peers)
+	newNames, newSSHD := hosts != rec.Hosts, rec.SSHD != sshdDropInSum()
+	if newNames || newSSHD {
 		spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) error {
+			if newSSHD {
+				if err := writeSSHDDropIn(gfs); err != nil {
+					return err
+				}
+			}
 			return writeNames(gfs, m.Config.Hostname, peers)
 		}
-		rec.Hosts = hosts
+		rec.Hosts, rec.SSHD = hosts, sshdDropInSum()
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 			return nil, err
 		}

@@ -40,6 +40,9 @@ type Record struct {
 	// provisioning has finished: an up interrupted before that (Ctrl-C,
 	// kill -9, a failed provisioner) is finished by the next up.
 	FirstUpPending bool `json:"first_up_pending,omitempty"`
+	// SSHD names the sshd drop-in den last wrote into the machine, so a
+	// start rewrites it when den's changed.
+	SSHD string `json:"sshd,omitempty"`
 	// Applied is what the running machine was started with, so an up of a
 	// running machine can say what den.hcl changed since.
 	Applied *Applied `json:"applied,omitempty"`
@@ -162,6 +165,13 @@ var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
 // ContainerName names a machine's container so a person can tell project and
 // machine apart in lxc-ls: den-<project>-<machine>-<hash of the project path>.
 func ContainerName(projectDir, machine string) string {
+	sum := sha256.Sum256([]byte(projectDir))
+	return fmt.Sprintf("den-%s-%s-%s", projectSlug(projectDir), machine, hex.EncodeToString(sum[:])[:6])
+}
+
+// projectSlug is the project folder's name in lower-case letters, digits
+// and hyphens, at most 20 of them ("project" when none is left).
+func projectSlug(projectDir string) string {
 	slug := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(filepath.Base(projectDir)), "-"), "-")
 	if len(slug) > 20 {
 		slug = strings.Trim(slug[:20], "-")
@@ -169,8 +179,7 @@ func ContainerName(projectDir, machine string) string {
 	if slug == "" {
 		slug = "project"
 	}
-	sum := sha256.Sum256([]byte(projectDir))
-	return fmt.Sprintf("den-%s-%s-%s", slug, machine, hex.EncodeToString(sum[:])[:6])
+	return slug
 }
 
 // containerRE is the form of every name ContainerName makes (machine

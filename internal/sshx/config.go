@@ -17,6 +17,9 @@ type ConfigEntry struct {
 	KnownHostsFile string // Absolute path of the known_hosts file holding KnownHostsLine(HostKeyAlias, …).
 	HostKeyAlias   string // Name looked up in KnownHostsFile; empty means Host.
 	Port           int    // 0 means 22.
+	ForwardAgent   bool     // ForwardAgent yes
+	SendEnv        []string // environment variable names passed on (SendEnv)
+	ProxyCommand   string   // a command that reaches sshd (a provider's own way); "" none
 }
 
 // WriteConfig writes e as an ssh_config Host block that checks the pinned
@@ -59,6 +62,14 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 			return fmt.Errorf("ssh-config: %s %q contains a quote or backslash, which ssh_config cannot hold; move the project to a path without them", f.name, f.value)
 		}
 	}
+	for _, n := range e.SendEnv {
+		if err := checkName("SendEnv", n); err != nil || strings.ContainsAny(n, ".-") {
+			return fmt.Errorf("ssh-config: SendEnv %q is not an environment variable name", n)
+		}
+	}
+	if strings.ContainsAny(e.ProxyCommand, "\r\n\x00") {
+		return fmt.Errorf("ssh-config: ProxyCommand %q contains a line break or NUL, which would inject ssh options; refusing to write it", e.ProxyCommand)
+	}
 	if e.Port < 1 || e.Port > 65535 {
 		return fmt.Errorf("ssh-config: port %d is out of range 1-65535", e.Port)
 	}
@@ -75,6 +86,15 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 	fmt.Fprintf(&b, "  StrictHostKeyChecking yes\n")
 	fmt.Fprintf(&b, "  PasswordAuthentication no\n")
 	fmt.Fprintf(&b, "  LogLevel ERROR\n")
+	if e.ForwardAgent {
+		fmt.Fprintf(&b, "  ForwardAgent yes\n")
+	}
+	if len(e.SendEnv) > 0 {
+		fmt.Fprintf(&b, "  SendEnv %s\n", strings.Join(e.SendEnv, " "))
+	}
+	if e.ProxyCommand != "" {
+		fmt.Fprintf(&b, "  ProxyCommand %s\n", escapeTokens(e.ProxyCommand))
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }

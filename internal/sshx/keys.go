@@ -103,8 +103,8 @@ func LoadHostKey(path string) (ssh.PublicKey, error) {
 // other than 22 is written OpenSSH's "[host]:port" way). With HostKeyAlias
 // set, OpenSSH looks up the alias verbatim, so the alias entry is the one
 // ssh -F uses; the address entry serves a plain "ssh 10.0.3.5".
-func KnownHostsLine(alias string, addr string, key ssh.PublicKey) string {
-	hosts := []string{alias}
+func KnownHostsLine(alias string, addr string, key ssh.PublicKey, more ...string) string {
+	hosts := append([]string{alias}, more...)
 	if addr != "" {
 		hosts = append(hosts, addr)
 	}

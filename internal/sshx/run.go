@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/term"
 )
 
@@ -24,10 +25,10 @@ const ExitMissing = 255
 // non-nil error means the command could not be run or ctx ended; in that case
 // the status is -1, and on ctx's end the remote command is sent SIGKILL and
 // the session closed.
-func Run(ctx context.Context, c *ssh.Client, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	sess, err := c.NewSession()
+func Run(ctx context.Context, c *ssh.Client, cmd string, stdin io.Reader, stdout, stderr io.Writer, opts ...SessionOption) (int, error) {
+	sess, err := newSession(c, opts)
 	if err != nil {
-		return -1, fmt.Errorf("opening ssh session: %w", err)
+		return -1, err
 	}
 	defer sess.Close()
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
@@ -84,15 +85,15 @@ func wait(ctx context.Context, sess *ssh.Session, cmd string) (int, error) {
 // remote side's stderr then arrives through the PTY on stdout. When stdin is
 // not a terminal, no PTY is requested and Shell behaves like Run. All three
 // files must be non-nil. Status and error are as for Run.
-func Shell(ctx context.Context, c *ssh.Client, cmd string, stdin, stdout, stderr *os.File) (int, error) {
+func Shell(ctx context.Context, c *ssh.Client, cmd string, stdin, stdout, stderr *os.File, opts ...SessionOption) (int, error) {
 	fd := int(stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return Run(ctx, c, cmd, stdin, stdout, stderr)
+		return Run(ctx, c, cmd, stdin, stdout, stderr, opts...)
 	}
 
-	sess, err := c.NewSession()
+	sess, err := newSession(c, opts)
 	if err != nil {
-		return -1, fmt.Errorf("opening ssh session: %w", err)
+		return -1, err
 	}
 	defer sess.Close()
 
@@ -154,4 +155,51 @@ func terminalSize(files ...*os.File) (width, height int) {
 		}
 	}
 	return 80, 24
+}
+
+// SessionOption prepares a session before its command starts.
+type SessionOption func(c *ssh.Client, sess *ssh.Session) error
+
+// WithEnv passes env on to the session (sshd takes the names its AcceptEnv
+// allows; den's machines allow every name).
+func WithEnv(env map[string]string) SessionOption {
+	return func(_ *ssh.Client, sess *ssh.Session) error {
+		for k, v := range env {
+			if err := sess.Setenv(k, v); err != nil {
+				return fmt.Errorf("passing %s on to the machine: %w (does its sshd allow it with AcceptEnv?)", k, err)
+			}
+		}
+		return nil
+	}
+}
+
+// WithAgent forwards the ssh agent listening at socket (SSH_AUTH_SOCK) to
+// the session, as ssh -A does.
+func WithAgent(socket string) SessionOption {
+	return func(c *ssh.Client, sess *ssh.Session) error {
+		if socket == "" {
+			return errors.New("forwarding the ssh agent: SSH_AUTH_SOCK is not set (is an agent running?)")
+		}
+		if err := agent.ForwardToRemote(c, socket); err != nil {
+			return fmt.Errorf("forwarding the ssh agent at %s: %w", socket, err)
+		}
+		if err := agent.RequestAgentForwarding(sess); err != nil {
+			return fmt.Errorf("forwarding the ssh agent: %w", err)
+		}
+		return nil
+	}
+}
+
+func newSession(c *ssh.Client, opts []SessionOption) (*ssh.Session, error) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("opening ssh session: %w", err)
+	}
+	for _, o := range opts {
+		if err := o(c, sess); err != nil {
+			sess.Close()
+			return nil, err
+		}
+	}
+	return sess, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,5 +236,39 @@ func TestShellTTY(t *testing.T) {
 	}
 	if *after != *before {
 		t.Errorf("terminal mode not restored:\nbefore %+v\nafter  %+v", *before, *after)
+	}
+}
+
+func TestRunSessionOptions(t *testing.T) {
+	srv, c := dialTest(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	status, err := Run(context.Background(), c, "echo hi", nil, io.Discard, io.Discard,
+		WithEnv(map[string]string{"EDITOR": "vi"}), WithAgent(sock))
+	if err != nil || status != 0 {
+		t.Fatalf("Run with options: %d, %v", status, err)
+	}
+	var sawEnv, sawAgent bool
+	for len(srv.events) > 0 {
+		e := <-srv.events
+		switch e.kind {
+		case "env":
+			var kv struct{ Name, Value string }
+			ssh.Unmarshal(e.payload, &kv)
+			sawEnv = sawEnv || (kv.Name == "EDITOR" && kv.Value == "vi")
+		case "auth-agent-req@openssh.com":
+			sawAgent = true
+		}
+	}
+	if !sawEnv || !sawAgent {
+		t.Errorf("the server saw env %v, agent forwarding %v", sawEnv, sawAgent)
+	}
+	if _, err := Run(context.Background(), c, "echo hi", nil, io.Discard, io.Discard, WithAgent("")); err == nil || !strings.Contains(err.Error(), "SSH_AUTH_SOCK") {
+		t.Errorf("agent forwarding without an agent: %v", err)
 	}
 }

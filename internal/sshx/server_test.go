@@ -127,7 +127,7 @@ func (s *testServer) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		case "pty-req":
 			pty = true
 			req.Reply(true, nil)
-		case "env":
+		case "env", "auth-agent-req@openssh.com":
 			req.Reply(true, nil)
 		case "window-change":
 			exitStatus(ch, 7)
