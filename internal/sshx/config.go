@@ -10,13 +10,13 @@ import (
 
 // ConfigEntry is one Host block of an ssh_config file.
 type ConfigEntry struct {
-	Host           string // Alias used on the ssh command line, e.g. "den-web".
-	HostName       string // Address, e.g. "10.0.3.5".
-	User           string // Login user.
-	IdentityFile   string // Absolute path of the private key.
-	KnownHostsFile string // Absolute path of the known_hosts file holding KnownHostsLine(HostKeyAlias, …).
-	HostKeyAlias   string // Name looked up in KnownHostsFile; empty means Host.
-	Port           int    // 0 means 22.
+	Host           string   // Alias used on the ssh command line, e.g. "den-web".
+	HostName       string   // Address, e.g. "10.0.3.5".
+	User           string   // Login user.
+	IdentityFile   string   // Absolute path of the private key.
+	KnownHostsFile string   // Absolute path of the known_hosts file holding KnownHostsLine(HostKeyAlias, …).
+	HostKeyAlias   string   // Name looked up in KnownHostsFile; empty means Host.
+	Port           int      // 0 means 22.
 	ForwardAgent   bool     // ForwardAgent yes
 	SendEnv        []string // environment variable names passed on (SendEnv)
 	ProxyCommand   string   // a command that reaches sshd (a provider's own way); "" none
