@@ -96,7 +96,7 @@ func owner(t *testing.T, path string) (uint32, uint32) {
 // runInNS runs a shell script in the user namespace ns (through nsenter,
 // which joins it as fd 3) and returns its combined output.
 func runInNS(ns *os.File, script string) (string, error) {
-	cmd := exec.Command("nsenter", "--user=/proc/self/fd/3", "--", "sh", "-c", script)
+	cmd := exec.Command("nsenter", "--user=/proc/self/fd/3", "--preserve-credentials", "--", "sh", "-c", script)
 	cmd.ExtraFiles = []*os.File{ns}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
