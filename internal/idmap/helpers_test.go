@@ -15,7 +15,7 @@ import (
 
 // needRoot skips a test that needs root, except under CI=true, where it
 // must run.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -113,4 +113,14 @@ func openTempDir(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// mustOwnerMap maps uid:gid on disk to the same ids in the guest.
+func mustOwnerMap(t testing.TB, base, uid, gid uint32) Map {
+	t.Helper()
+	m, err := OwnerMap(base, Owner{UID: uid, GID: gid, GuestUID: uid, GuestGID: gid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -17,7 +17,7 @@ func TestPin(t *testing.T) {
 	pin := filepath.Join(tmp, "pin")
 	t.Cleanup(func() { Unpin(pin) })
 	for range 2 { // pinning again replaces the pin, never stacks mounts
-		if err := Pin(OwnerMap(testBase, 1000, 1001), pin); err != nil {
+		if err := Pin(mustOwnerMap(t, testBase, 1000, 1001), pin); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func TestPin(t *testing.T) {
 	if err := Unpin(pin); err == nil {
 		t.Error("Unpin removed a file that is no pin")
 	}
-	if err := Pin(OwnerMap(testBase, 1000, 1000), "relative/pin"); err == nil {
+	if err := Pin(mustOwnerMap(t, testBase, 1000, 1000), "relative/pin"); err == nil {
 		t.Error("Pin took a relative path")
 	}
 }

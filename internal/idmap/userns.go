@@ -35,16 +35,41 @@ func RangeMap(base uint32) Map {
 	return Map{UIDs: e, GIDs: e}
 }
 
-// OwnerMap maps only uid and gid, to base+uid and base+gid: the map of a
-// project folder's mount, through which the guest's user with that uid sees
-// the owner's files as its own, and writes land as the owner. Every other
-// id, guest root's included, is unmapped: such files show as 65534, and
-// guest root cannot create files there (EOVERFLOW).
-func OwnerMap(base, uid, gid uint32) Map {
-	return Map{
-		UIDs: []Extent{{Inside: uid, Host: base + uid, Count: 1}},
-		GIDs: []Extent{{Inside: gid, Host: base + gid, Count: 1}},
+// Owner is a project folder's owner on the host's disk and the guest
+// user (the box's login user) who should see the folder as theirs.
+type Owner struct {
+	UID, GID           uint32 // the owner of the folder on the host
+	GuestUID, GuestGID uint32 // the login user in the guest
+}
+
+// OwnerMap is the map of a project folder's mount in the machine whose
+// range starts at base: only the owner's ids, shown as the guest user's
+// (host ids base+GuestUID and base+GuestGID). Through it the login user
+// sees the owner's files as its own and its writes land as the owner.
+// Every other id, guest root's included, is unmapped: other files show as
+// 65534, and guest root cannot create files there (EOVERFLOW). The guest
+// user's uid need not equal the owner's.
+//
+// An owner or guest user that is root is refused: writes of the guest
+// would land as the host's root (a set-uid-root program in the project is
+// a way to root for every local user), or guest root would own the folder.
+// For a folder root owns, mount it without an idmap (the guest then sees
+// it as 65534 and cannot write).
+func OwnerMap(base uint32, o Owner) (Map, error) {
+	if o.UID == 0 || o.GID == 0 {
+		return Map{}, fmt.Errorf("the project folder is owned by %d:%d; den maps no root-owned folder into a machine (guest writes would land as the host's root); chown it to your user", o.UID, o.GID)
 	}
+	if o.GuestUID == 0 || o.GuestGID == 0 {
+		return Map{}, fmt.Errorf("the guest user %d:%d is root; the project folder must be mapped to an unprivileged guest user", o.GuestUID, o.GuestGID)
+	}
+	if o.GuestUID >= RangeSize || o.GuestGID >= RangeSize {
+		return Map{}, fmt.Errorf("the guest user %d:%d is outside the machine's %d ids", o.GuestUID, o.GuestGID, RangeSize)
+	}
+	m := Map{
+		UIDs: []Extent{{Inside: o.UID, Host: base + o.GuestUID, Count: 1}},
+		GIDs: []Extent{{Inside: o.GID, Host: base + o.GuestGID, Count: 1}},
+	}
+	return m, m.Validate()
 }
 
 // Validate checks that m has uids and gids, at most 340 extents each (the

@@ -13,6 +13,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func TestOwnerMap(t *testing.T) {
+	m, err := OwnerMap(100000, Owner{UID: 1234, GID: 1235, GuestUID: 1000, GuestGID: 1001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Map{UIDs: []Extent{{1234, 101000, 1}}, GIDs: []Extent{{1235, 101001, 1}}}
+	if fmt.Sprint(m) != fmt.Sprint(want) {
+		t.Errorf("OwnerMap = %+v, want %+v", m, want)
+	}
+	for _, o := range []Owner{
+		{UID: 0, GID: 1000, GuestUID: 1000, GuestGID: 1000},
+		{UID: 1000, GID: 0, GuestUID: 1000, GuestGID: 1000},
+		{UID: 1000, GID: 1000, GuestUID: 0, GuestGID: 1000},
+		{UID: 1000, GID: 1000, GuestUID: 1000, GuestGID: 70000},
+	} {
+		if _, err := OwnerMap(100000, o); err == nil {
+			t.Errorf("OwnerMap(%+v) was accepted", o)
+		}
+	}
+}
+
 func TestMapValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -20,7 +41,6 @@ func TestMapValidate(t *testing.T) {
 		want string
 	}{
 		{"range", RangeMap(100000), ""},
-		{"owner", OwnerMap(100000, 1000, 1000), ""},
 		{"no gids", Map{UIDs: []Extent{{0, 1, 1}}}, "no gid"},
 		{"empty", Map{UIDs: []Extent{{0, 1, 0}}, GIDs: []Extent{{0, 1, 1}}}, "empty"},
 		{"wraps", Map{UIDs: []Extent{{0, 1<<32 - 10, 65536}}, GIDs: []Extent{{0, 1, 1}}}, "past the largest"},
