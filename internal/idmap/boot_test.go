@@ -251,14 +251,15 @@ func mkdirLike(t testing.TB, root, like, rel string) {
 // its upper layer keeps the box's ids on disk.
 type testMachine struct {
 	container
-	addr     netip.Addr
-	mac      string
-	base     uint32 // 0: privileged
-	box, dir string // the box rootfs and the machine's folder
-	mnt      string // where the idmapped mounts go (unprivileged)
-	pin      string // the project folder's namespace pin
-	project  string // mounted at /den when set
-	mounts   []string
+	addr         netip.Addr
+	mac          string
+	base         uint32 // 0: privileged
+	box, dir     string // the box rootfs and the machine's folder
+	mnt          string // where the idmapped mounts go (unprivileged)
+	pin          string // the project folder's namespace pin
+	project      string // mounted at /den when set
+	mounts       []string
+	extraEntries []string // more lxc.mount.entry values
 }
 
 // newTestMachine lays out a machine of box under root (a 0755 folder),
@@ -392,6 +393,9 @@ func (m *testMachine) config(t testing.TB) {
 			opts += "," + o
 		}
 		kv = append(kv, [2]string{"lxc.mount.entry", m.project + " den none " + opts + " 0 0"})
+	}
+	for _, e := range m.extraEntries {
+		kv = append(kv, [2]string{"lxc.mount.entry", e})
 	}
 	var b strings.Builder
 	for _, e := range kv {
@@ -755,4 +759,112 @@ func TestBootConvertedMachine(t *testing.T) {
 		t.Errorf("the converted machine shows:\n%s\nwant only new (owned by den), no motd, and its own id range", out)
 	}
 	m.stop(t, 10*time.Second)
+}
+
+// TestBootProjectGuards checks the guards over a project (den.hcl
+// read-only over itself, .den hidden under an empty read-only folder)
+// against guest root, in the two ways of mounting it:
+//
+//   - den lays the tree out on the host (the project idmapped to the
+//     owner's map, the guards on it) and LXC binds it with rbind: mounts
+//     made before the container's namespaces exist are locked there, so
+//     guest root can neither unmount nor remount the guards;
+//   - LXC mounts project and guards itself with idmap=<pin> entries: those
+//     mounts are the container's own, guest root unmounts the read-only
+//     den.hcl and writes the real one; and LXC mounts idmap= entries after
+//     all plain ones, so a plain guard under /den ends up hidden beneath it.
+func TestBootProjectGuards(t *testing.T) {
+	boxFile := needBoot(t)
+	rootfs := sharedBox(t, boxFile)
+	block := reserveBlock(t)
+	tmp := openTempDir(t)
+	project := newProject(t, tmp)
+	mkTreeTB(t, project, map[string]string{"den.hcl": "box = \"debian/bookworm\"\n", ".den/default/id_ed25519": "private key"})
+	for _, p := range []string{"den.hcl", ".den", ".den/default", ".den/default/id_ed25519"} {
+		os.Chown(filepath.Join(project, p), int(projectOwner.UID), int(projectOwner.GID))
+	}
+	empty := filepath.Join(tmp, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pins := filepath.Join(tmp, "pins")
+	os.Mkdir(pins, 0o711)
+	attack := `umount /den/den.hcl && echo den.hcl unmounted
+umount /den/.den && echo .den unmounted
+mount -o remount,bind,rw /den/den.hcl 2>/dev/null && echo den.hcl remounted
+echo '# from the guest' >> /den/den.hcl && echo den.hcl written
+ls -A /den/.den | sed 's/^/.den holds /'
+true`
+
+	for _, hostTree := range []bool{true, false} {
+		m := newTestMachine(t, tmp, rootfs, 0, "")
+		base, err := block.Pick(nil, m.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.base = base
+		ownerMap, err := OwnerMap(base, projectOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.prepare(t)
+		m.mountLayers(t, filepath.Join(tmp, "mnt"))
+		if hostTree {
+			ns, err := NewUserNS(ownerMap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tree := filepath.Join(m.mnt, "den")
+			os.Mkdir(tree, 0o700)
+			err = Mount(project, tree, ns, false)
+			ns.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.mounts = append([]string{tree}, m.mounts...)
+			if err := BindReadOnly(filepath.Join(tree, "den.hcl"), filepath.Join(tree, "den.hcl")); err != nil {
+				t.Fatal(err)
+			}
+			if err := BindReadOnly(empty, filepath.Join(tree, ".den")); err != nil {
+				t.Fatal(err)
+			}
+			m.extraEntries = []string{tree + " den none rbind,create=dir 0 0"}
+		} else {
+			m.pin = filepath.Join(pins, m.name)
+			if err := Pin(ownerMap, m.pin); err != nil {
+				t.Fatal(err)
+			}
+			opt, err := LXCMountOption(m.pin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.extraEntries = []string{
+				project + " den none bind,create=dir," + opt + " 0 0",
+				filepath.Join(project, "den.hcl") + " den/den.hcl none bind,ro,create=file," + opt + " 0 0",
+				empty + " den/.den none bind,ro,create=dir 0 0",
+			}
+		}
+		m.start(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := m.attach(ctx, "sh", "-c", attack)
+		cancel()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		t.Logf("host tree %v: guest root's attempts:\n%s", hostTree, out)
+		hcl := read(t, filepath.Join(project, "den.hcl"))
+		if hostTree {
+			if strings.Contains(out, "unmounted") || strings.Contains(out, "remounted") || strings.Contains(out, "written") || strings.Contains(out, ".den holds") || strings.Contains(hcl, "from the guest") {
+				t.Errorf("guest root got through the guards of a host-made tree:\n%s", out)
+			}
+		} else if !strings.Contains(out, "den.hcl unmounted") || !strings.Contains(hcl, "from the guest") || !strings.Contains(out, ".den holds default") {
+			t.Errorf("LXC's idmap= entries held against guest root; LXC changed, and the notes need updating:\n%s", out)
+		}
+		os.WriteFile(filepath.Join(project, "den.hcl"), []byte("box = \"debian/bookworm\"\n"), 0o644)
+		m.stop(t, 0)
+		m.unmountLayers(t)
+		if left := mountsUnder(m.mnt); len(left) > 0 {
+			t.Errorf("mounts left: %v", left)
+		}
+	}
 }

@@ -45,6 +45,29 @@ func Mount(src, target string, userns *os.File, readOnly bool) error {
 	return nil
 }
 
+// BindReadOnly bind-mounts src (a folder or a file) read-only on target,
+// in one step: the mount is made detached and read-only before it is
+// attached, so target never shows src writable. A src inside an idmapped
+// mount keeps that mount's idmap. Used to lay read-only files and hiding
+// folders over a project tree before LXC binds it into a machine: mounts
+// the host made before the container's namespaces are created are locked
+// there, so guest root can neither unmount nor remount them.
+func BindReadOnly(src, target string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("read-only bind of %s: open_tree: %w", src, err)
+	}
+	defer unix.Close(fd)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		return fmt.Errorf("read-only bind of %s: mount_setattr: %w", src, err)
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("read-only bind of %s on %s: move_mount: %w", src, target, err)
+	}
+	return nil
+}
+
 func setattrHint(err error) string {
 	switch {
 	case errors.Is(err, unix.ENOSYS):
@@ -55,9 +78,10 @@ func setattrHint(err error) string {
 	return ""
 }
 
-// Unmount detaches the mount at target (made by Mount or Pin). A target
-// that is not a mount point is not an error. Busy mounts are detached
-// lazily: the kernel drops them when the last user goes.
+// Unmount detaches the mount at target (made by Mount, BindReadOnly or
+// Pin). A target that is not a mount point is not an error. A busy mount,
+// or one with mounts below it, is detached lazily with everything below
+// it: the kernel drops them when the last user goes.
 func Unmount(target string) error {
 	err := unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
 	if errors.Is(err, unix.EBUSY) {

@@ -120,3 +120,57 @@ func TestMount(t *testing.T) {
 		t.Error("Mount of a missing folder succeeded")
 	}
 }
+
+// TestBindReadOnly lays a read-only file and an empty read-only folder
+// over an idmapped tree, as den does over a project's den.hcl and .den.
+func TestBindReadOnly(t *testing.T) {
+	needRoot(t)
+	tmp := openTempDir(t)
+	project, empty := filepath.Join(tmp, "project"), filepath.Join(tmp, "empty")
+	mkTree(t, project, map[string]string{"den.hcl": "box", ".den/key": "secret"})
+	os.Mkdir(empty, 0o755)
+	for _, p := range []string{filepath.Join(project, "den.hcl"), filepath.Join(project, ".den", "key")} {
+		os.Chown(p, 1000, 1000)
+	}
+	ns, err := NewUserNS(RangeMap(testBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tree := mountDir(t, tmp, "tree")
+	if err := Mount(project, tree, ns, false); err != nil {
+		t.Fatal(err)
+	}
+	hcl, dot := filepath.Join(tree, "den.hcl"), filepath.Join(tree, ".den")
+	if err := BindReadOnly(hcl, hcl); err != nil {
+		t.Fatal(err)
+	}
+	if err := BindReadOnly(empty, dot); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := owner(t, hcl); u != testBase+1000 {
+		t.Errorf("den.hcl over itself shows as owned by %d, want the tree's idmap (%d)", u, testBase+1000)
+	}
+	err = asIDs(t, testBase+1000, testBase+1000, func() error {
+		return os.WriteFile(hcl, []byte("changed"), 0o644)
+	})
+	if !errors.Is(err, unix.EROFS) {
+		t.Errorf("writing the read-only den.hcl: %v, want EROFS", err)
+	}
+	if ents, err := os.ReadDir(dot); err != nil || len(ents) != 0 {
+		t.Errorf(".den under the empty folder shows %v, %v", ents, err)
+	}
+	if err := os.WriteFile(filepath.Join(dot, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("writing into the hiding folder: %v, want EROFS", err)
+	}
+	// One Unmount takes the tree with what lies on it.
+	if err := Unmount(tree); err != nil {
+		t.Fatal(err)
+	}
+	if left := mountsUnder(tmp); len(left) > 0 {
+		t.Errorf("mounts left: %v", left)
+	}
+	if got := read(t, filepath.Join(project, "den.hcl")); got != "box" {
+		t.Errorf("den.hcl is now %q", got)
+	}
+}
