@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/lock"
 )
 
@@ -691,6 +692,33 @@ func TestBootUnprivileged(t *testing.T) {
 	}
 	if got := guest("stat -c %u:%g /den/roots /den/owners"); got != "65534:65534\n1000:1000" {
 		t.Errorf("owners of /den files in the guest: %q", got)
+	}
+
+	// common.conf's devices cgroup holds for an unprivileged machine
+	// started by root (userns.conf would open it).
+	if devices, err := os.ReadFile("/sys/fs/cgroup/devices/lxc.payload." + m.name + "/devices.list"); err == nil {
+		if !strings.Contains(string(devices), "c 1:3 rwm") || strings.Contains(string(devices), "a *:* rwm") {
+			t.Errorf("the machine's devices cgroup is not common.conf's:\n%s", devices)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) || host.CgroupLayout() != host.CgroupV2 {
+		t.Errorf("read the machine's devices cgroup: %v", err)
+	}
+
+	// A reboot in the guest mounts the rootfs again from the config's
+	// paths: it works while den's layer mounts stay.
+	if out, err := m.attach(ctx, "systemctl", "reboot"); err != nil {
+		t.Logf("systemctl reboot: %v %s", err, out)
+	}
+	if !waitFor(30*time.Second, func() bool { return !portOpen(m.addr, 22) }) {
+		t.Fatal("the guest did not go down on reboot")
+	}
+	rebooted := time.Now()
+	if !waitFor(30*time.Second, func() bool { return portOpen(m.addr, 22) }) {
+		t.Fatalf("the guest did not come back from a reboot (state %s)", m.state())
+	}
+	t.Logf("sshd back %v after the guest went down for a reboot", time.Since(rebooted))
+	if got := strings.Join(strings.Fields(guest("cat /proc/self/uid_map")), " "); got != wantMap {
+		t.Errorf("uid_map after the reboot: %q", got)
 	}
 
 	stopped := time.Now()
