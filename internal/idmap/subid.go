@@ -67,6 +67,9 @@ func (b Block) Ranges() int { return int(b.Count / RangeSize) }
 // Candidate derives a stable first choice of range for key (a machine's
 // container name): the same key gives the same base as long as it is free.
 func (b Block) Candidate(key string) uint32 {
+	if b.Ranges() == 0 {
+		return b.Base
+	}
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return b.Base + h.Sum32()%uint32(b.Ranges())*RangeSize
@@ -170,8 +173,9 @@ func (f Files) readRecord() (b Block, ok bool, err error) {
 	return Block{Base: uint32(base), Count: uint32(count)}, true, nil
 }
 
-// Current returns den's block when one is recorded.
-func (f Files) Current() (Block, bool, error) { return f.readRecord() }
+// Current returns den's block when one is recorded (ok is false when
+// none is); it changes nothing.
+func (f Files) Current() (b Block, ok bool, err error) { return f.readRecord() }
 
 // Reserve returns den's block of subordinate ids, registering it first
 // when it is not: for root in both files (root:BASE:COUNT), without

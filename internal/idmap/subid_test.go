@@ -38,6 +38,9 @@ func TestBlockPick(t *testing.T) {
 		seen[got] = true
 		inUse = append(inUse, got)
 	}
+	if (Block{Base: 5}).Candidate("x") != 5 {
+		t.Error("Candidate of an empty block is not its base")
+	}
 	if _, err := b.Pick(inUse, "one too many"); err == nil || !strings.Contains(err.Error(), "all 4 id ranges") {
 		t.Errorf("Pick on a full block: %v", err)
 	}
