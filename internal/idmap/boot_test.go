@@ -456,14 +456,6 @@ var shared struct {
 	err         error
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	os.Exit(code)
-}
-
 // sharedBox returns the unpacked rootfs of the box file in DEN_TEST_BOX.
 func sharedBox(t testing.TB, boxFile string) string {
 	t.Helper()

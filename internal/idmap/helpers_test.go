@@ -3,6 +3,7 @@
 package idmap
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,24 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// TestMain also makes the test binary a conversion process when
+// TestConvertUpperKilled starts it, and removes the box the boot tests
+// unpacked.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(convertEnv); dir != "" {
+		if _, err := ConvertUpper(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
 
 // needRoot skips a test that needs root, except under CI=true, where it
 // must run.
