@@ -151,10 +151,14 @@ func (c *container) leftCgroups() []string {
 }
 
 // pickAddress chooses a free address high in lxcbr0's subnet, below the
-// top addresses den hands out first: not in the neighbour table, not on
-// the bridge (forwarding table, with den's MAC rule), not leased by
-// dnsmasq, not in any container's config that lxc-ls knows. It holds den's
-// host-wide address lock until release is called (after the start).
+// top addresses den hands out first, with den's MAC for it (00:16:3e and
+// the address's last three bytes): not leased by dnsmasq, not in any
+// container's config that lxc-ls or den's homes (/run/den/homes) know, not
+// in the neighbour table with
+// another MAC, and its MAC not live on the bridge (forwarding table). An
+// address a stopped test machine had is taken again: its MAC is the same,
+// so no neighbour entry goes stale. It holds den's host-wide address lock
+// until release is called (after the start).
 func pickAddress(t testing.TB) (addr netip.Addr, mac string, release func()) {
 	t.Helper()
 	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
@@ -165,15 +169,34 @@ func pickAddress(t testing.TB) (addr netip.Addr, mac string, release func()) {
 		t.Fatal(err)
 	}
 	used := map[string]bool{}
-	for _, f := range []string{"/proc/net/arp", "/var/lib/misc/dnsmasq." + testBridge + ".leases"} {
-		b, _ := os.ReadFile(f)
-		for _, w := range strings.Fields(string(b)) {
-			used[w] = true
-		}
+	leases, _ := os.ReadFile("/var/lib/misc/dnsmasq." + testBridge + ".leases")
+	for _, w := range strings.Fields(string(leases)) {
+		used[w] = true
 	}
 	if out, err := exec.Command("lxc-ls", "-f", "-F", "IPV4").Output(); err == nil {
 		for _, w := range strings.FieldsFunc(string(out), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
 			used[w] = true
+		}
+	}
+	// Addresses of den's machines, running or not, in every den home.
+	homes, _ := os.ReadFile("/run/den/homes")
+	for _, home := range strings.Fields(string(homes)) {
+		configs, _ := filepath.Glob(filepath.Join(home, "machines", "*", "config"))
+		for _, c := range configs {
+			b, _ := os.ReadFile(c)
+			for _, l := range strings.Split(string(b), "\n") {
+				if k, v, ok := strings.Cut(l, "="); ok && strings.TrimSpace(k) == "lxc.net.0.ipv4.address" {
+					a, _, _ := strings.Cut(strings.TrimSpace(v), "/")
+					used[a] = true
+				}
+			}
+		}
+	}
+	neigh := map[string]string{} // address -> MAC
+	arp, _ := os.ReadFile("/proc/net/arp")
+	for _, l := range strings.Split(string(arp), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 {
+			neigh[f[0]] = f[3]
 		}
 	}
 	live := map[string]bool{}
@@ -185,6 +208,9 @@ func pickAddress(t testing.TB) (addr netip.Addr, mac string, release func()) {
 	for n := 239; n >= 200; n-- {
 		a := netip.AddrFrom4([4]byte{10, 0, 3, byte(n)})
 		m := fmt.Sprintf("00:16:3e:%02x:%02x:%02x", 0, 3, n)
+		if other, ok := neigh[a.String()]; ok && other != m && other != "00:00:00:00:00:00" {
+			continue
+		}
 		if !used[a.String()] && !live[m] {
 			return a, m, func() { lk.Unlock() }
 		}
