@@ -16,9 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"golang.org/x/sys/unix"
-
-	"github.com/den-dev/den/internal/sshx"
 )
 
 // Files names the files of an id reservation, so tests can use copies.
@@ -209,7 +208,7 @@ func (f Files) Reserve() (Block, error) {
 		if err := os.MkdirAll(filepath.Dir(f.Record), 0o755); err != nil {
 			return Block{}, fmt.Errorf("record den's id block: %w", err)
 		}
-		if err := sshx.WriteFileAtomic(f.Record, fmt.Appendf(nil, "%d %d\n", b.Base, b.Count), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(f.Record, fmt.Appendf(nil, "%d %d\n", b.Base, b.Count), 0o644); err != nil {
 			return Block{}, fmt.Errorf("record den's id block: %w", err)
 		}
 	}
@@ -276,7 +275,7 @@ func rewrite(path string, data []byte) error {
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	if err := sshx.WriteFileAtomic(path, data, mode); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, mode); err != nil {
 		return fmt.Errorf("update %s: %w", path, err)
 	}
 	return nil
