@@ -178,7 +178,7 @@ func Load(path string) (*Project, error) {
 	parser := hclparse.NewParser()
 	f, diags := parser.ParseHCL(src, name)
 	if diags.HasErrors() {
-		return nil, &DiagError{Files: parser.Files(), Diags: diags}
+		return nil, &DiagError{Files: parser.Files(), Diags: parseErrors(src, name, diags)}
 	}
 	l := &loader{dir: filepath.Dir(abs), ctx: EvalContext()}
 	p := l.project(f.Body)
@@ -596,4 +596,61 @@ func validIfName(s string) bool {
 // loc formats the start of r as file:line:col.
 func loc(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+// vagrantfileRE recognises a Vagrantfile pasted into den.hcl.
+var vagrantfileRE = regexp.MustCompile(`(?m)^\s*(Vagrant\.configure\s*\(|Vagrant::Config\.run)`)
+
+// parseErrors makes the syntax errors of den.hcl say what happened once: a
+// Vagrantfile (Ruby) is named as such, and a string without its closing
+// quote is one error at its line, not one for every line after it.
+func parseErrors(src []byte, name string, diags hcl.Diagnostics) hcl.Diagnostics {
+	if loc := vagrantfileRE.FindIndex(src); loc != nil {
+		line := 1 + strings.Count(string(src[:loc[0]]), "\n")
+		r := hcl.Range{Filename: name, Start: hcl.Pos{Line: line, Column: 1, Byte: loc[0]}, End: hcl.Pos{Line: line, Column: 1 + loc[1] - loc[0], Byte: loc[1]}}
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "This looks like a Vagrantfile",
+			Detail:   "A Vagrantfile is Ruby; den reads HCL. 'den init --from Vagrantfile' converts one (keep it named Vagrantfile), and 'den init' writes a commented den.hcl to start from.",
+			Subject:  &r,
+		}}
+	}
+	var quote *hcl.Diagnostic
+	for _, d := range diags {
+		if d.Subject == nil || (d.Summary != "Unterminated template string" && d.Summary != "Invalid multi-line string") {
+			continue
+		}
+		if quote == nil || d.Subject.Start.Byte < quote.Subject.Start.Byte {
+			quote = d
+		}
+	}
+	if quote == nil {
+		return diags
+	}
+	line := quote.Subject.Start.Line
+	// The string opens at the last quote before the end of its line.
+	lines := strings.Split(string(src), "\n")
+	col, lineStart := 1, 0
+	for _, l := range lines[:min(line-1, len(lines))] {
+		lineStart += len(l) + 1
+	}
+	if line-1 < len(lines) {
+		if i := strings.LastIndex(lines[line-1], "\""); i >= 0 {
+			col = i + 1
+		}
+	}
+	start := hcl.Pos{Line: line, Column: col, Byte: lineStart + col - 1}
+	r := hcl.Range{Filename: name, Start: start, End: hcl.Pos{Line: line, Column: col + 1, Byte: start.Byte + 1}}
+	out := hcl.Diagnostics{}
+	for _, d := range diags {
+		if d.Subject != nil && d.Subject.Start.Line < line {
+			out = append(out, d)
+		}
+	}
+	return append(out, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Missing closing quote",
+		Detail:   fmt.Sprintf("The string that starts here has no closing \" on line %d; den reads the rest of the file as part of it.", line),
+		Subject:  &r,
+	})
 }

@@ -96,6 +96,8 @@ func dump(p *Project, base string) []byte {
 		Provisions []provision `json:"provisions"`
 		Forwards   []string    `json:"forwards"`
 		DefRange   string      `json:"def_range"`
+		Primary    bool        `json:"primary,omitempty"`
+		SSH        *SSH        `json:"ssh,omitempty"`
 	}
 	out := struct {
 		File     string    `json:"file"`
@@ -107,6 +109,10 @@ func dump(p *Project, base string) []byte {
 			Name: m.Name, Box: m.Box, BoxRange: loc(m.BoxRange), BoxVersion: m.BoxVersion, BoxURL: m.BoxURL, Memory: m.Memory, CPUs: m.CPUs,
 			Hostname: m.Hostname, Bridge: m.Bridge, DefRange: loc(m.DefRange),
 			Synced: []folder{}, LXCConfig: [][2]string{}, Provisions: []provision{}, Forwards: []string{},
+			Primary: m.Primary,
+		}
+		if m.SSH.ForwardAgent || len(m.SSH.ForwardEnv) > 0 {
+			d.SSH = &m.SSH
 		}
 		if filepath.IsAbs(m.BoxURL) {
 			d.BoxURL = rel(m.BoxURL)

@@ -1,0 +1,2 @@
+box = "debian/bookworm
+memory = "1G"

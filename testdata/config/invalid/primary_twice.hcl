@@ -1,0 +1,7 @@
+box = "debian/bookworm"
+machine "a" {
+  primary = true
+}
+machine "b" {
+  primary = true
+}

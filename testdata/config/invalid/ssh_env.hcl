@@ -1,0 +1,4 @@
+box = "debian/bookworm"
+ssh {
+  forward_env = ["LANG", "1BAD"]
+}
