@@ -217,6 +217,15 @@ func (s *Store) Acquire(ctx context.Context, u ui.Reporter, req Request) (*Box, 
 	if err != nil {
 		return nil, err
 	}
+	if cloudName(req.Source) {
+		hint := ""
+		if _, ok := KnownBuild(req.Source); ok {
+			hint = fmt.Sprintf("; 'den box build %s' builds it", req.Source)
+		} else if b := closestBuild(req.Source); b != "" {
+			hint = fmt.Sprintf("; for Debian, 'den box build %s' builds one", b)
+		}
+		return nil, errdefs.Newf(errdefs.NotFound, "%q looks like a Vagrant Cloud box name, and there is no such file here: den has no default catalog, so give the http(s) URL of a catalog or box file ('den box add URL', 'den box add NAME URL') or a box file ('den box add NAME FILE')%s", req.Source, hint)
+	}
 	cat, err := probe(ctx, src)
 	if err != nil {
 		return nil, err
@@ -490,4 +499,26 @@ func (s *Store) wantCatalog(ctx context.Context, cache catalogCache, m Want) (st
 		return "", "no catalog: box_url is a box file", nil
 	}
 	return m.URL, "", nil
+}
+
+// cloudName reports whether src is a box name such as "debian/bookworm64"
+// (Vagrant Cloud's ORG/NAME) rather than a path that exists.
+func cloudName(src string) bool {
+	if strings.Contains(src, "://") || strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.Count(src, "/") != 1 || CheckName(src) != nil {
+		return false
+	}
+	_, err := os.Lstat(src)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// closestBuild is the box den builds that name is closest to ("" when
+// it is not a Debian name).
+func closestBuild(name string) string {
+	for _, b := range []string{"debian/trixie", "debian/bookworm"} {
+		suite := strings.TrimPrefix(b, "debian/")
+		if strings.Contains(name, suite) || (strings.HasPrefix(name, "debian/") && b == "debian/bookworm") {
+			return b
+		}
+	}
+	return ""
 }

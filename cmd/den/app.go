@@ -55,6 +55,8 @@ func newApp() *cli.App {
 			reloadCommand,
 			sshCommand,
 			sshConfigCommand,
+			uploadCommand,
+			portCommand,
 			statusCommand,
 			globalStatusCommand,
 			haltCommand,
@@ -230,6 +232,16 @@ func oneMachine(name string, opts machine.LookupOptions) (*machine.Machine, *mac
 	}
 	m, err := machine.Primary(ms)
 	return m, env, usage(err)
+}
+
+// selectNames finds the machines of the project of the current folder
+// that names names, without touching the environment.
+func selectNames(names []string) ([]*machine.Machine, error) {
+	p, err := loadProject()
+	if err != nil {
+		return nil, err
+	}
+	return machine.Select(p, names)
 }
 
 // first is the first of args, or "".

@@ -103,3 +103,53 @@ func TestCLIFindsProjectAndUsage(t *testing.T) {
 		t.Errorf("flag after an argument: %d %q %q", r.code, r.out, r.err)
 	}
 }
+
+func TestCLIInitFlags(t *testing.T) {
+	dir := projectDir(t, "# mine\nbox = \"x/y\"\n")
+	if r := den(t, dir, "", "init", "-m", "-f", "acme/base"); r.code != 0 {
+		t.Fatalf("init -m -f: %d %q", r.code, r.err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "den.hcl")); string(b) != "box = \"acme/base\"\n" {
+		t.Errorf("init --minimal --force wrote %q", b)
+	}
+}
+
+func TestCLIHelpAndUnknownCommands(t *testing.T) {
+	dir := projectDir(t, "box = \"debian/bookworm\"\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // in stdout
+		err  string // in stderr
+	}{
+		{[]string{"help"}, 0, "USAGE:", ""},
+		{[]string{"help", "up"}, 0, "den up - create and start machines", ""},
+		{[]string{"help", "snapshot", "save"}, 0, "den snapshot save - save a snapshot", ""},
+		{[]string{"help", "sssh"}, 2, "", `unknown command "sssh"; did you mean "ssh"?`},
+		{[]string{"sssh"}, 2, "", `unknown command "sssh"; did you mean "ssh"?`},
+		{[]string{"share"}, 2, "", `unknown command "share" (see 'den help')`},
+		{[]string{"box", "ad"}, 2, "", `unknown command "box ad"; did you mean "box add"?`},
+		{[]string{"snapshot"}, 0, "COMMANDS:", ""},
+		{[]string{"status", "-C", dir, "--json"}, 0, `"state": "not created"`, ""},
+		{[]string{"box", "add", "debian/bookworm64"}, 2, "", "den has no default catalog"},
+		{[]string{"completion", "bash"}, 0, "complete -o default -F _den den", ""},
+		{[]string{"__complete", "snap"}, 0, "snapshot\n", ""},
+		{[]string{"__complete", "halt", ""}, 0, "default\n", ""},
+	} {
+		r := den(t, t.TempDir(), "", append([]string{"-C", dir}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.out, tc.out) || !strings.Contains(r.err, tc.err) {
+			t.Errorf("den %s: %d\nstdout %q\nstderr %q\nwant %d, stdout with %q, stderr with %q", strings.Join(tc.args, " "), r.code, r.out, r.err, tc.code, tc.out, tc.err)
+		}
+	}
+}
+
+func TestCLIPort(t *testing.T) {
+	dir := projectDir(t, "box = \"debian/bookworm\"\nforward {\n  guest = 80\n  host  = 8080\n}\nforward {\n  guest    = 53\n  host     = 5353\n  protocol = \"udp\"\n  host_ip  = \"0.0.0.0\"\n}\n")
+	r := den(t, dir, "", "port")
+	if r.code != 0 || !strings.Contains(r.out, "   80 (guest) => 8080 (host, tcp)") || !strings.Contains(r.out, "   53 (guest) => 0.0.0.0:5353 (host, udp)") {
+		t.Errorf("port: %d %q %q", r.code, r.out, r.err)
+	}
+	if r := den(t, dir, "", "port", "--guest", "80"); r.out != "8080\n" {
+		t.Errorf("port --guest 80: %q %q", r.out, r.err)
+	}
+}

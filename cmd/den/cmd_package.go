@@ -14,7 +14,7 @@ var packageCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "package.box", Usage: "write the box file to `FILE` (it must not exist)"},
 		&cli.StringFlag{Name: "compression", Value: "zstd", Usage: "rootfs compression: zstd, gzip or xz"},
-		&cli.StringFlag{Name: "version", Usage: "the box's `VERSION` in its metadata (default: the time, 2006.01.02.150405)"},
+		&cli.StringFlag{Name: "version", Usage: "the box's `VERSION` in its metadata (default: the time of packaging, YYYY.MM.DD.hhmmss in UTC)"},
 	},
 	Action: func(cliCtx *cli.Context) error {
 		if err := checkArgs(cliCtx, 0, 1); err != nil {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
 )
@@ -19,29 +18,28 @@ var initCommand = &cli.Command{
 	Name:      "init",
 	Usage:     "write a commented den.hcl in the current folder",
 	ArgsUsage: "[BOX]",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing den.hcl"},
+		&cli.BoolFlag{Name: "minimal", Aliases: []string{"m"}, Usage: "write only the box line, no comments"},
+	},
 	Action: func(cliCtx *cli.Context) error {
 		if err := checkArgs(cliCtx, 0, 1); err != nil {
 			return err
 		}
-		b := "debian/bookworm"
-		if cliCtx.NArg() == 1 {
-			b = cliCtx.Args().First()
+		b := cliCtx.Args().First()
+		data := config.Template(b)
+		if cliCtx.Bool("minimal") {
+			data = config.MinimalTemplate(b)
 		}
-		f, err := os.OpenFile("den.hcl", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("den.hcl already exists in this folder; den init never overwrites it (edit it, or remove it first)")
+		if !cliCtx.Bool("force") {
+			if _, err := os.Lstat(config.FileName); err == nil {
+				return fmt.Errorf("%s already exists in this folder; den init does not overwrite it without --force (edit it, or remove it first)", config.FileName)
+			}
 		}
-		if err != nil {
+		if err := fsutil.WriteFileAtomic(config.FileName, data, 0o644); err != nil {
 			return err
 		}
-		if _, err := f.Write(config.Template(b)); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		fmt.Println("A den.hcl has been written to this folder. Read its comments, then run 'den up'.")
+		fmt.Printf("A %s has been written to this folder. Read its comments, then run 'den up'.\n", config.FileName)
 		return nil
 	},
 }
@@ -94,7 +92,7 @@ var validateCommand = &cli.Command{
 				case pr.Type == config.ProvisionFile:
 					what = pr.Source + " -> " + pr.Destination
 				case pr.Path != "":
-					what = strings.TrimSpace(pr.Path + " " + strings.Join(pr.Args, " "))
+					what = shellWords(append([]string{pr.Path}, pr.Args...))
 				default:
 					what = fmt.Sprintf("%d inline command(s)", len(pr.Inline))
 				}
@@ -103,9 +101,32 @@ var validateCommand = &cli.Command{
 			for _, kv := range c.LXCConfig {
 				fmt.Printf("    lxc config %s = %s\n", kv.Key, kv.Value)
 			}
+			if c.Primary {
+				fmt.Printf("    primary (ssh and the other one-machine commands pick it)\n")
+			}
+			if c.SSH.ForwardAgent {
+				fmt.Printf("    ssh forwards the agent\n")
+			}
+			if len(c.SSH.ForwardEnv) > 0 {
+				fmt.Printf("    ssh passes on %s\n", strings.Join(c.SSH.ForwardEnv, ", "))
+			}
 		}
 		return nil
 	},
+}
+
+// shellWords writes words as a shell would need them typed: plain when
+// safe, single-quoted otherwise.
+func shellWords(words []string) string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+			out[i] = w
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }
 
 func mustGetwd() string {

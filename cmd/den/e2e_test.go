@@ -296,6 +296,17 @@ memory = "256M"
 	if err != nil || !strings.Contains(string(out), "via-openssh") {
 		t.Errorf("ssh -F: %v\n%s", err, out)
 	}
+	// upload: a host file into the login user's home, and to a path.
+	upFile := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(upFile, []byte("uploaded\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustDen(t, dir, "upload", upFile)
+	mustDen(t, dir, "upload", upFile, "/tmp/placed.txt", "default")
+	if got := mustDen(t, dir, "ssh", "-c", "cat ~/notes.txt /tmp/placed.txt"); got != "uploaded\nuploaded\n" {
+		t.Errorf("uploaded files hold %q", got)
+	}
+
 	// Arguments after -- go to OpenSSH, which den runs with that config.
 	if got := mustDen(t, dir, "ssh", "-c", "echo via-dashdash", "--", "-o", "BatchMode=yes"); got != "via-dashdash\n" {
 		t.Errorf("den ssh -- ARGS: %q", got)

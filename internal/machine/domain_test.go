@@ -781,3 +781,37 @@ machine "a" {}
 		}
 	}
 }
+
+// TestPortClashNamesTheHolder: a host port another den machine forwards is
+// refused before the machine starts, naming that machine and the den.hcl
+// line that asks for the port.
+func TestPortClashNamesTheHolder(t *testing.T) {
+	w := newWorld(t)
+	port := freePort(t)
+	hcl := fmt.Sprintf(`
+box = "test/box"
+machine "one" {
+  forward {
+    guest = 80
+    host  = %d
+  }
+}
+machine "two" {}
+`, port)
+	p := w.project(hcl)
+	ctx := context.Background()
+	ms := w.machines(p)
+	must(t, w.env.Up(ctx, ms[:1], UpOptions{}))
+	// Another project asks for the same port.
+	other := newWorld(t)
+	q := other.project(fmt.Sprintf("box = \"test/box\"\n\nforward {\n  guest = 22\n  host  = %d\n}\n", port))
+	err := other.env.Up(ctx, other.machines(q), UpOptions{})
+	want := fmt.Sprintf(`den.hcl:3:1: host port 127.0.0.1:%d (tcp) is held by den machine "one" of %s`, port, w.dir)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("port clash:\n%v\nwant it to contain %s", err, want)
+	}
+	if st := other.state(other.machines(q)[0]); st != provider.NotCreated && st != provider.Stopped {
+		t.Errorf("the machine started despite the clash: %s", st)
+	}
+	must(t, w.env.Halt(ctx, ms, false, time.Second))
+}

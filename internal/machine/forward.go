@@ -1,13 +1,17 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/forward"
+	"github.com/den-dev/den/internal/layout"
 )
 
 // ForwardCommand is the hidden den command that runs a machine's port
@@ -42,7 +46,7 @@ func (e *Env) startForwards(m *Machine, rec *Record, keep bool) error {
 	}
 	name := m.Name()
 	if err := forward.CheckFree(rules); err != nil {
-		return errdefs.Machinef(errdefs.Exists, name, "cannot forward ports: %v; free the port or change host in %s", err, m.Project.File)
+		return errdefs.Machinef(errdefs.Exists, name, "cannot forward ports:\n%s", portClash(m, err))
 	}
 	argv := slices.Clone(e.Forwarder)
 	if len(argv) == 0 {
@@ -72,4 +76,55 @@ func (e *Env) stopForwards(m *Machine) error {
 		return fmt.Errorf("stop the port forwarder: %w", err)
 	}
 	return nil
+}
+
+// portClash says, for each host port CheckFree found taken, which forward
+// block of den.hcl asks for it and who holds it: a den machine (its
+// forwarder, found by the pidfile on its command line) or another program.
+func portClash(m *Machine, err error) string {
+	var lines []string
+	for _, e := range unwrapAll(err) {
+		var be *forward.BindError
+		if !errors.As(e, &be) {
+			lines = append(lines, "  "+e.Error())
+			continue
+		}
+		where := m.Project.File
+		for _, f := range m.Config.Forwards {
+			if f.Host == be.Rule.HostPort && f.Protocol == be.Rule.Protocol && f.DefRange.Filename != "" {
+				where = fmt.Sprintf("%s:%d:%d", f.DefRange.Filename, f.DefRange.Start.Line, f.DefRange.Start.Column)
+			}
+		}
+		who := "another program"
+		if pid, cmd := forward.Holder(be.Rule); pid != 0 {
+			who = fmt.Sprintf("pid %d (%s)", pid, strings.Join(cmd, " "))
+			if owner := denForwarder(cmd); owner != "" {
+				who = fmt.Sprintf("%s (its port forwarder, pid %d)", owner, pid)
+			}
+		}
+		lines = append(lines, fmt.Sprintf("  %s: host port %s:%d (%s) is held by %s; free it or change host there", where, be.Rule.HostIP, be.Rule.HostPort, be.Rule.Protocol, who))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// denForwarder names the den machine whose forwarder cmd is ("den machine
+// "web" of /src/app"), or "".
+func denForwarder(cmd []string) string {
+	i := slices.Index(cmd, "--pidfile")
+	if i < 1 || i+1 >= len(cmd) || cmd[i-1] != ForwardCommand {
+		return ""
+	}
+	st := filepath.Dir(cmd[i+1]) // PROJECT/.den/MACHINE
+	if filepath.Base(filepath.Dir(st)) != layout.StateDirName {
+		return ""
+	}
+	return fmt.Sprintf("den machine %q of %s", filepath.Base(st), filepath.Dir(filepath.Dir(st)))
+}
+
+// unwrapAll lists the errors a joined error holds, or err itself.
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
