@@ -38,7 +38,8 @@ if ! ip -4 addr show dev lxcbr0 2>/dev/null | grep -q inet; then
 		/usr/libexec/lxc/lxc-net start
 	fi
 fi
-ip -4 -br addr show dev lxcbr0
+# An idle bridge shows "DOWN" (no machine attached yet): print what matters.
+echo "host-setup: bridge lxcbr0 at $(ip -4 -o addr show dev lxcbr0 | awk '{print $4}' | head -1)"
 
 if [ ! -x /usr/local/go/bin/go ] && ! command -v go >/dev/null; then
 	echo "host-setup: Go is not installed (den builds with Go >= 1.26: https://go.dev/dl/)" >&2

@@ -17,3 +17,5 @@ cd testdata/example
 "$den" status
 "$den" halt
 "$den" destroy -f
+echo
+echo "den is built at $den. To put it on PATH: sudo scripts/install.sh (or: sudo install -m 0755 bin/den /usr/local/bin/den)"
