@@ -321,7 +321,7 @@ func readRecord(file string) (*record, error) {
 	if file == "" {
 		return rec, nil
 	}
-	data, err := os.ReadFile(file)
+	data, err := fsutil.ReadRegular(file, 16<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return rec, nil
 	}

@@ -247,7 +247,7 @@ func removePidfile(path string) error {
 
 // readPidfile returns the pid and identity line of a pidfile.
 func readPidfile(path string) (int, string, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadRegular(path, 4096)
 	if err != nil {
 		return 0, "", err
 	}

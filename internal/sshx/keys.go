@@ -6,10 +6,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -63,17 +66,22 @@ func marshalPair(pub ed25519.PublicKey, priv ed25519.PrivateKey, comment string)
 // LoadSigner reads an unencrypted private key file. Like OpenSSH ("UNPROTECTED
 // PRIVATE KEY FILE"), it refuses a file that group or others may access.
 func LoadSigner(path string) (ssh.Signer, error) {
-	fi, err := os.Stat(path)
+	f, err := fsutil.OpenRegular(path, os.O_RDONLY, 0)
+	if errors.Is(err, fsutil.ErrNotRegular) {
+		return nil, fmt.Errorf("private key %q is not a regular file (%w)", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading private key: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("private key %q is not a regular file", path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading private key: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("private key %q has permissions %04o, which let others read it; run 'chmod 600 %q'", path, perm, path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("reading private key: %w", err)
 	}
@@ -87,7 +95,7 @@ func LoadSigner(path string) (ssh.Signer, error) {
 // LoadHostKey reads a pinned host key: a file whose first line is a public key
 // in authorized_keys format, as GenerateHostKey's pubLine.
 func LoadHostKey(path string) (ssh.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("reading pinned host key: %w", err)
 	}

@@ -163,3 +163,25 @@ func TestKnownHostsLine(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadKeysRefuseSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	_, privPEM, _, err := GenerateKey("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(dir, "real")
+	if err := os.WriteFile(real, privPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "id_ed25519")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSigner(link); err == nil {
+		t.Error("LoadSigner followed a symlink")
+	}
+	if _, err := LoadHostKey(link); err == nil {
+		t.Error("LoadHostKey followed a symlink")
+	}
+}
