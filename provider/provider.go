@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/den-dev/den/internal/errdefs"
@@ -154,6 +155,29 @@ type Limiter interface {
 	// SetLimits sets the memory limit (bytes; 0 = none) and the number of
 	// CPUs (0 = all) of the running machine name.
 	SetLimits(ctx context.Context, name string, memory int64, cpus int) error
+}
+
+// Execer is the optional ability to run a command in a running machine
+// without its sshd (LXC attach, LXD's exec API): den exec.
+type Execer interface {
+	// Exec runs cmd in the running machine name and returns its exit
+	// status (128+N when signal N ended it). The error is for a command
+	// that could not be run, or ctx's end (which kills it).
+	Exec(ctx context.Context, name string, cmd ExecCommand) (int, error)
+}
+
+// ExecCommand is a command for Execer.
+type ExecCommand struct {
+	Argv     []string // the program and its arguments
+	Env      []string // its whole environment, NAME=value
+	Dir      string   // its working folder in the machine
+	UID, GID int      // who it runs as, in the machine
+	Stdin    *os.File
+	Stdout   *os.File
+	Stderr   *os.File
+	// TTY gives the command a terminal of its own (stdin is one): raw
+	// mode, window size, a controlling terminal.
+	TTY bool
 }
 
 // Dialer is the optional ability to reach a port of a running machine

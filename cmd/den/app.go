@@ -55,6 +55,7 @@ func newApp() *cli.App {
 			reloadCommand,
 			sshCommand,
 			sshConfigCommand,
+			execCommand,
 			uploadCommand,
 			portCommand,
 			statusCommand,

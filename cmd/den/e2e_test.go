@@ -287,6 +287,25 @@ memory = "256M"
 		}
 	}
 
+	// den exec on a terminal gives the command one: size, TERM, a
+	// controlling terminal (the shell's job control works).
+	ex := exec.Command("script", "-qec", "stty cols 90 rows 20; "+e2e.bin+" exec -- bash -i", "/dev/null")
+	ex.Dir = dir
+	ex.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
+	ex.Stdin = strings.NewReader("echo TERM=$TERM; stty size; test -t 0 && echo IS-A-TTY; exit 4\n")
+	out, err = ex.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+		t.Errorf("interactive exec: %v\n%s", err, out)
+	}
+	for _, want := range []string{"TERM=xterm-256color", "20 90", "IS-A-TTY"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("interactive exec output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "no job control") {
+		t.Errorf("the exec'd shell has no controlling terminal:\n%s", out)
+	}
+
 	// OpenSSH takes den's ssh-config, with the pinned host key.
 	cfg := filepath.Join(t.TempDir(), "ssh_config")
 	if err := os.WriteFile(cfg, []byte(mustDen(t, dir, "ssh-config")), 0o600); err != nil {
@@ -296,6 +315,26 @@ memory = "256M"
 	if err != nil || !strings.Contains(string(out), "via-openssh") {
 		t.Errorf("ssh -F: %v\n%s", err, out)
 	}
+	// exec: no sshd, the login user, a login environment, the synced
+	// folder's guest path, the command's status (signals as 128+N).
+	if got := mustDen(t, dir, "exec", "--", "sh", "-c", "id -un; pwd; echo $HOME; env | grep -c DEN_HOME || true"); got != "den\n/den\n/home/den\n0\n" {
+		t.Errorf("den exec: %q", got)
+	}
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if got := mustDen(t, sub, "exec", "--root", "--", "sh", "-c", "id -u; pwd"); got != "0\n/den/sub\n" {
+		t.Errorf("den exec --root from a subfolder: %q", got)
+	}
+	if r := den(t, dir, "", "exec", "--", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("den exec exit status: %d", r.code)
+	}
+	if r := den(t, dir, "", "exec", "--", "sh", "-c", "kill -9 $$"); r.code != 137 {
+		t.Errorf("den exec of a killed command: %d, want 137", r.code)
+	}
+	if r := den(t, dir, "input\n", "exec", "--", "cat"); r.out != "input\n" {
+		t.Errorf("den exec stdin: %q", r.out)
+	}
+
 	// upload: a host file into the login user's home, and to a path.
 	upFile := filepath.Join(t.TempDir(), "notes.txt")
 	if err := os.WriteFile(upFile, []byte("uploaded\n"), 0o644); err != nil {

@@ -445,7 +445,7 @@ provision "shell" {
 	must(t, w.env.Up(ctx, ms, UpOptions{}))
 	must(t, w.env.SnapshotSave(ctx, ms, "s", false))
 	var heldDuringUp error
-	w.prov.Exec = func(machine, cmd string, stdout func(string)) int {
+	w.prov.Run = func(machine, cmd string, stdout func(string)) int {
 		if strings.Contains(cmd, "den-provision-probe") && !strings.HasPrefix(cmd, "rm") {
 			_, heldDuringUp = lock.Acquire(ctx, ms[0].State.Lock(), "test", 0)
 		}
@@ -617,7 +617,7 @@ provision "shell" {
 	ms := w.machines(p)
 	c := ms[0].Container()
 	failTwo := true
-	w.prov.Exec = func(machine, cmd string, stdout func(string)) int {
+	w.prov.Run = func(machine, cmd string, stdout func(string)) int {
 		if failTwo && strings.Contains(cmd, "den-provision-two-") && !strings.HasPrefix(cmd, "rm") {
 			return 5
 		}
@@ -814,4 +814,46 @@ machine "two" {}
 		t.Errorf("the machine started despite the clash: %s", st)
 	}
 	must(t, w.env.Halt(ctx, ms, false, time.Second))
+}
+
+// TestExec: den exec runs as the login user (or root), in the guest path
+// of the synced folder den runs in, with a login environment, never the
+// host's.
+func TestExec(t *testing.T) {
+	w := newWorld(t)
+	p := w.project(`box = "test/box"`)
+	ctx := context.Background()
+	ms := w.machines(p)
+	if _, err := w.env.Exec(ctx, ms[0], []string{"true"}, ExecOptions{}); errdefs.KindOf(err) != errdefs.NotCreated {
+		t.Errorf("exec in a machine never made: %v", err)
+	}
+	must(t, w.env.Up(ctx, ms, UpOptions{}))
+	t.Setenv("SECRET_HOST_VAR", "leak")
+	sub := filepath.Join(w.dir, "src", "lib")
+	must(t, os.MkdirAll(sub, 0o755))
+	std := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	status, err := w.env.Exec(ctx, ms[0], []string{"make", "test"}, ExecOptions{HostWD: sub, Stdin: std[0], Stdout: std[1], Stderr: std[2]})
+	must(t, err)
+	if status != 0 {
+		t.Errorf("status %d", status)
+	}
+	cmds := w.prov.Commands(ms[0].Container())
+	last := cmds[len(cmds)-1]
+	for _, want := range []string{"exec 1000:1000 /den/src/lib ", "HOME=/home/den", "USER=den", "PATH=/usr/local/bin:", "-- make test"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("exec ran %q; want %q in it", last, want)
+		}
+	}
+	if strings.Contains(last, "SECRET_HOST_VAR") {
+		t.Errorf("the host's environment leaked: %q", last)
+	}
+	w.env.Exec(ctx, ms[0], []string{"id"}, ExecOptions{Root: true, HostWD: t.TempDir(), Stdin: std[0], Stdout: std[1], Stderr: std[2]})
+	cmds = w.prov.Commands(ms[0].Container())
+	if last := cmds[len(cmds)-1]; !strings.HasPrefix(last, "exec 0:0 /root ") || !strings.Contains(last, "USER=root") {
+		t.Errorf("exec --root ran %q", last)
+	}
+	must(t, w.env.Suspend(ctx, ms))
+	if _, err := w.env.Exec(ctx, ms[0], []string{"true"}, ExecOptions{}); errdefs.KindOf(err) != errdefs.Frozen {
+		t.Errorf("exec in a frozen machine: %v", err)
+	}
 }

@@ -61,7 +61,7 @@ func writeSSHDDropIn(root provider.GuestFS) error {
 // prepareGuest writes the machine's identity into its filesystem. Every
 // path resolves inside the machine (a box is untrusted: its symlinks
 // cannot lead den's writes out of it).
-func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)) error {
+func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (Login, error) {
 	hosts := hostsFile(g.Hostname, g.Peers)
 	id := make([]byte, 16)
 	rand.Read(id)
@@ -77,34 +77,35 @@ func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)
 	}
 	for _, f := range files {
 		if err := root.WriteFile(f.path, []byte(f.data), f.mode, 0, 0); err != nil {
-			return err
+			return Login{}, err
 		}
 	}
 	// Host keys: drop the box's, write the machine's own.
 	entries, err := root.ReadDir("etc/ssh")
 	if err != nil {
-		return fmt.Errorf("box has no /etc/ssh: is openssh-server installed in it? (%w)", err)
+		return Login{}, fmt.Errorf("box has no /etc/ssh: is openssh-server installed in it? (%w)", err)
 	}
 	for _, en := range entries {
 		if strings.HasPrefix(en.Name(), "ssh_host_") {
 			if err := root.Remove("etc/ssh/" + en.Name()); err != nil {
-				return fmt.Errorf("remove the box's host key %s: %w", en.Name(), err)
+				return Login{}, fmt.Errorf("remove the box's host key %s: %w", en.Name(), err)
 			}
 		}
 	}
 	if err := root.WriteFile("etc/ssh/ssh_host_ed25519_key", g.HostKey, 0o600, 0, 0); err != nil {
-		return err
+		return Login{}, err
 	}
 	if err := root.WriteFile("etc/ssh/ssh_host_ed25519_key.pub", g.HostPub, 0o644, 0, 0); err != nil {
-		return err
+		return Login{}, err
 	}
 	if err := writeSSHDDropIn(root); err != nil {
-		return err
+		return Login{}, err
 	}
-	uid, gid, home, err := setupUser(root, g, warn)
+	login, err := setupUser(root, g, warn)
 	if err != nil {
-		return err
+		return Login{}, err
 	}
+	uid, gid, home := login.UID, login.GID, strings.TrimPrefix(login.Home, "/")
 	sshDir := path.Join(home, ".ssh")
 	// A box is untrusted: its ~/.ssh may be a symlink (to /root/.ssh, say).
 	// The machine gets a real folder in its own layer instead; den never
@@ -112,13 +113,13 @@ func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)
 	if fi, err := root.Lstat(sshDir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		warn("the box's /%s is a symlink; den makes it a folder in this machine", sshDir)
 		if err := root.Remove(sshDir); err != nil {
-			return fmt.Errorf("replace the symlink /%s in the machine: %w", sshDir, err)
+			return Login{}, fmt.Errorf("replace the symlink /%s in the machine: %w", sshDir, err)
 		}
 	}
 	if err := mkdirGuest(root, sshDir, 0o700, uid, gid); err != nil {
-		return err
+		return Login{}, err
 	}
-	return root.WriteFile(path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
+	return login, root.WriteFile(path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
 }
 
 // hostsFile is the guest's /etc/hosts: its own name and its peers'.
@@ -157,10 +158,23 @@ func mkdirGuest(root provider.GuestFS, name string, mode fs.FileMode, uid, gid i
 // setupUser finds the login user and, when the project belongs to someone
 // else than the box user, gives the user the project owner's uid and gid so
 // files written in synced folders belong to that person.
-func setupUser(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (uid, gid int, home string, err error) {
+func setupUser(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (Login, error) {
+	uid, gid, home, shell, err := setupIDs(root, g, warn)
+	return Login{UID: uid, GID: gid, Home: "/" + home, Shell: shell}, err
+}
+
+// Login is the machine's login user, as den exec runs commands.
+type Login struct {
+	UID   int    `json:"uid"`
+	GID   int    `json:"gid"`
+	Home  string `json:"home"`
+	Shell string `json:"shell,omitempty"`
+}
+
+func setupIDs(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (uid, gid int, home, shell string, err error) {
 	passwd, err := root.ReadFile("etc/passwd")
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("read the box's /etc/passwd: %w", err)
+		return 0, 0, "", "", fmt.Errorf("read the box's /etc/passwd: %w", err)
 	}
 	lines := strings.Split(string(passwd), "\n")
 	at := -1
@@ -172,28 +186,29 @@ func setupUser(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (
 		}
 	}
 	if at < 0 {
-		return 0, 0, "", fmt.Errorf("the box has no user %q (its login user) in /etc/passwd", g.User)
+		return 0, 0, "", "", fmt.Errorf("the box has no user %q (its login user) in /etc/passwd", g.User)
 	}
 	uid, err1 := strconv.Atoi(f[2])
 	gid, err2 := strconv.Atoi(f[3])
 	if err1 != nil || err2 != nil {
-		return 0, 0, "", fmt.Errorf("the box's /etc/passwd has a bad line for %q", g.User)
+		return 0, 0, "", "", fmt.Errorf("the box's /etc/passwd has a bad line for %q", g.User)
 	}
 	home = strings.TrimPrefix(path.Clean(f[5]), "/")
+	shell = f[6]
 	if g.UID == 0 || (g.UID == uid && g.GID == gid) {
-		return uid, gid, home, nil
+		return uid, gid, home, shell, nil
 	}
 	for _, l := range lines {
 		parts := strings.Split(l, ":")
 		if len(parts) == 7 && parts[0] != g.User && parts[2] == strconv.Itoa(g.UID) {
 			warn("keeping %s's uid %d: the box's user %q already has the project owner's uid %d", g.User, uid, parts[0], g.UID)
-			return uid, gid, home, nil
+			return uid, gid, home, shell, nil
 		}
 	}
 	newGID := gid
 	group, err := root.ReadFile("etc/group")
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("read the box's /etc/group: %w", err)
+		return 0, 0, "", "", fmt.Errorf("read the box's /etc/group: %w", err)
 	}
 	glines := strings.Split(string(group), "\n")
 	taken := false
@@ -216,11 +231,11 @@ func setupUser(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (
 	f[2], f[3] = strconv.Itoa(g.UID), strconv.Itoa(newGID)
 	lines[at] = strings.Join(f, ":")
 	if err := root.WriteFile("etc/passwd", []byte(strings.Join(lines, "\n")), 0o644, 0, 0); err != nil {
-		return 0, 0, "", err
+		return 0, 0, "", "", err
 	}
 	if newGID != gid {
 		if err := root.WriteFile("etc/group", []byte(strings.Join(glines, "\n")), 0o644, 0, 0); err != nil {
-			return 0, 0, "", err
+			return 0, 0, "", "", err
 		}
 	}
 	// Hand the home folder over (copy-up of each entry in the overlay).
@@ -228,9 +243,9 @@ func setupUser(root provider.GuestFS, g guestSetup, warn func(string, ...any)) (
 		return chownIfOwned(root, p, info, uid, gid, g.UID, newGID)
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, "", fmt.Errorf("hand /%s to uid %d: %w", home, g.UID, err)
+		return 0, 0, "", "", fmt.Errorf("hand /%s to uid %d: %w", home, g.UID, err)
 	}
-	return g.UID, newGID, home, nil
+	return g.UID, newGID, home, shell, nil
 }
 
 // walk calls fn for name and everything under it, never following a

@@ -355,8 +355,9 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 		return nil, err
 	}
 	spec.Warn = func(format string, args ...any) { e.UI.Warn(name, format, args...) }
-	spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) error {
-		return prepareGuest(gfs, guestSetup{
+	var login Login
+	spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) (err error) {
+		login, err = prepareGuest(gfs, guestSetup{
 			Hostname:   m.Config.Hostname,
 			User:       rec.User,
 			UID:        uid,
@@ -367,8 +368,13 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 			Nameserver: rec.Gateway,
 			Peers:      peers,
 		}, func(format string, args ...any) { e.UI.Warn(name, format, args...) })
+		return err
 	}
 	if err := prov.Create(ctx, spec); err != nil {
+		return nil, err
+	}
+	rec.Login = &login
+	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 		return nil, err
 	}
 	ix, err := OpenIndex(ctx, e.Home)

@@ -58,7 +58,7 @@ func TestPrepareGuest(t *testing.T) {
 	}
 	defer root.Close()
 	var warnings []string
-	err = prepareGuest(provider.RootFS(root), guestSetup{
+	_, err = prepareGuest(provider.RootFS(root), guestSetup{
 		Hostname: "web", User: "den", UID: 1234, GID: 1234,
 		Authorized: []byte("ssh-ed25519 AAAA den web\n"),
 		HostKey:    []byte("PRIVATE"), HostPub: []byte("ssh-ed25519 BBBB\n"),
@@ -120,7 +120,7 @@ func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	_, err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestPrepareGuestMissingUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
+	_, err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k")}, func(string, ...any) {})
 	if err == nil || !strings.Contains(err.Error(), `"vagrant"`) {
 		t.Fatalf("want an error naming the user, got %v", err)
 	}
@@ -158,7 +158,7 @@ func TestPrepareGuestStaysInsideRootfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
+	_, err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "den", Authorized: []byte("k\n"), HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 	if err == nil {
 		t.Fatal("writing through a symlink out of the rootfs succeeded")
 	}
@@ -212,7 +212,7 @@ func TestPrepareGuestVagrantBox(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer root.Close()
-			err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("ssh-ed25519 AAAA den default\n"),
+			_, err = prepareGuest(provider.RootFS(root), guestSetup{Hostname: "h", User: "vagrant", Authorized: []byte("ssh-ed25519 AAAA den default\n"),
 				HostKey: []byte("k"), HostPub: []byte("k"), Nameserver: "10.0.3.1"}, func(string, ...any) {})
 			if err != nil {
 				t.Fatal(err)

@@ -32,6 +32,7 @@ type Record struct {
 	Box        string    `json:"box"`
 	BoxVersion string    `json:"box_version"`
 	User       string    `json:"user"`
+	Login      *Login    `json:"login,omitempty"` // the login user's ids and home, for den exec
 	Created    time.Time `json:"created"`
 	// Hosts is the /etc/hosts den last wrote into the machine (its own
 	// name and its peers'), so a start rewrites it only when it changed.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -38,9 +39,9 @@ type Provider struct {
 	// "Freeze", "SaveSnapshot", "Prepare"...) fail with the error, once
 	// per entry: the entry is removed when it fires.
 	Fail map[string]error
-	// Exec, when set, decides the exit status of a command a machine runs
+	// Run, when set, decides the exit status of a command a machine runs
 	// (after the fake's own handling of uploads); it may write to stdout.
-	Exec func(machine, cmd string, stdout func(string)) int
+	Run func(machine, cmd string, stdout func(string)) int
 	// Subnet is where AllocateAddress hands out addresses (default
 	// 10.77.0.0/24, gateway .1).
 	Subnet netip.Prefix
@@ -63,6 +64,7 @@ var (
 	_ provider.Snapshotter = (*Provider)(nil)
 	_ provider.Exporter    = (*Provider)(nil)
 	_ provider.Limiter     = (*Provider)(nil)
+	_ provider.Execer      = (*Provider)(nil)
 )
 
 // New returns a fake keeping its machines under dir.
@@ -354,6 +356,22 @@ func socketPair() (net.Conn, net.Conn, error) {
 		conns[i] = c
 	}
 	return conns[0], conns[1], nil
+}
+
+// Exec runs a command as the guest shell does for ssh (the Exec hook
+// decides its status), recording it with its user, folder and environment
+// as "exec UID:GID DIR ENV... -- ARGV...".
+func (p *Provider) Exec(ctx context.Context, name string, cmd provider.ExecCommand) (int, error) {
+	m, ok := p.get(name)
+	if !ok || p.state(m) != provider.Running {
+		return -1, fmt.Errorf("exec in %s: machine is not running", name)
+	}
+	line := strings.Join(cmd.Argv, " ")
+	p.record(name, fmt.Sprintf("exec %d:%d %s %s -- %s", cmd.UID, cmd.GID, cmd.Dir, strings.Join(cmd.Env, " "), line))
+	if p.Run == nil {
+		return 0, nil
+	}
+	return p.Run(name, line, func(s string) { io.WriteString(cmd.Stdout, s+"\n") }), nil
 }
 
 // Commands returns the commands machine name ran, in order.

@@ -125,7 +125,7 @@ var (
 
 // run is the fake guest shell: an upload (mkdir + tar -x) unpacks into the
 // machine's filesystem; any other command is recorded, and its outcome
-// comes from Exec when set, else from the scripts it names: each "echo X"
+// comes from Run when set, else from the scripts it names: each "echo X"
 // line prints X, the first "exit N" line ends it with status N.
 func (p *Provider) run(name string, root *os.Root, cmd string, ch ssh.Channel) int {
 	if m := uploadRE.FindStringSubmatch(cmd); m != nil {
@@ -138,8 +138,8 @@ func (p *Provider) run(name string, root *os.Root, cmd string, ch ssh.Channel) i
 	io.Copy(io.Discard, ch)
 	p.record(name, cmd)
 	stdout := func(s string) { io.WriteString(ch, s+"\n") }
-	if p.Exec != nil {
-		return p.Exec(name, cmd, stdout)
+	if p.Run != nil {
+		return p.Run(name, cmd, stdout)
 	}
 	for _, m := range pathRE.FindAllStringSubmatch(cmd, -1) {
 		script, err := root.ReadFile(strings.TrimPrefix(m[1], "/"))
