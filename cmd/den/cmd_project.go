@@ -12,13 +12,23 @@ import (
 
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/ui"
+	"github.com/den-dev/den/internal/vagrantfile"
 )
 
 var initCommand = &cli.Command{
 	Name:      "init",
 	Usage:     "write a commented den.hcl in the current folder",
 	ArgsUsage: "[BOX]",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "from", Usage: "write it from a `VAGRANTFILE` (runs its Ruby code, as vagrant would)", TakesFile: true},
+	},
 	Action: func(cliCtx *cli.Context) error {
+		if from := cliCtx.String("from"); from != "" {
+			if err := checkArgs(cliCtx, 0, 0); err != nil {
+				return err
+			}
+			return vagrantfile.Init(cliCtx.Context, from, ".", os.Stdout, os.Stderr)
+		}
 		if err := checkArgs(cliCtx, 0, 1); err != nil {
 			return err
 		}
