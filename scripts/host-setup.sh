@@ -8,7 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-pkgs=(lxc lxc-dev liblxc-common debootstrap pkg-config gcc zstd xz-utils iproute2 openssh-client openssh-server)
+# ruby: den init --from runs Vagrantfiles with it (and its tests need it).
+pkgs=(lxc lxc-dev liblxc-common debootstrap pkg-config gcc zstd xz-utils iproute2 openssh-client openssh-server ruby)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,7 @@ import (
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
+	"github.com/den-dev/den/internal/vagrantfile"
 )
 
 var initCommand = &cli.Command{
@@ -21,8 +22,15 @@ var initCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing den.hcl"},
 		&cli.BoolFlag{Name: "minimal", Aliases: []string{"m"}, Usage: "write only the box line, no comments"},
+		&cli.StringFlag{Name: "from", Usage: "write it from a `VAGRANTFILE` (runs its Ruby code, as vagrant would)", TakesFile: true},
 	},
 	Action: func(cliCtx *cli.Context) error {
+		if from := cliCtx.String("from"); from != "" {
+			if err := checkArgs(cliCtx, 0, 0); err != nil {
+				return err
+			}
+			return vagrantfile.Init(cliCtx.Context, from, ".", os.Stdout, os.Stderr)
+		}
 		if err := checkArgs(cliCtx, 0, 1); err != nil {
 			return err
 		}
