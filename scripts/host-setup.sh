@@ -55,7 +55,7 @@ if lxcfs_mounted && ! stat /var/lib/lxcfs/proc/meminfo >/dev/null 2>&1; then
 fi
 if ! lxcfs_mounted; then
 	if [ "$(cat /proc/1/comm)" = systemd ]; then
-		systemctl start lxcfs
+		systemctl start lxcfs || true # den works without it (see below)
 	else
 		# What /etc/init.d/lxcfs start does, but its OOM adjustment is
 		# best effort here (some VMs refuse it, which stops that script),
