@@ -254,7 +254,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // PackOptions tune WriteBoxFile.
 type PackOptions struct {
-	Compression Compression // of the rootfs archive; default zstd
+	Format      Format      // the layout; default FormatDen
+	Compression Compression // of the rootfs archive; default zstd (gzip, the only one, for vagrant-lxc)
 	LXCConfig   []byte      // the box's lxc-config, if any
 	// Progress is called with the rootfs bytes packed so far; may be nil.
 	Progress func(done int64)
@@ -262,14 +263,33 @@ type PackOptions struct {
 
 // WriteBoxFile packs the folder rootfs and meta into a box file at output
 // in vagrant-lxc's layout: a tar holding metadata.json, lxc-config and
-// rootfs.tar.<ext> (entries under rootfs/, numeric owners). The file is
-// written as output.part and renamed when complete.
+// rootfs.tar.<ext> (entries under rootfs/, numeric owners). FormatVagrantLXC
+// writes what vagrant-lxc 1.x reads (see Format). The file is written as
+// output.part and renamed when complete.
 func WriteBoxFile(ctx context.Context, output, rootfs string, meta Metadata, opts PackOptions) (err error) {
-	if opts.Compression == "" {
-		opts.Compression = Zstd
+	prefix := "rootfs/"
+	outer := opts.Compression
+	switch opts.Format {
+	case FormatDen, "":
+		if opts.Compression == "" {
+			opts.Compression = Zstd
+		}
+		meta.Version = FormatVersion
+		outer = opts.Compression
+	case FormatVagrantLXC:
+		if opts.Compression != "" && opts.Compression != Gzip {
+			return fmt.Errorf("a box for vagrant-lxc has a gzip rootfs (its template runs tar xfz), not %s", opts.Compression)
+		}
+		// Its template unpacks with --strip-components=2: "./rootfs/etc"
+		// lands as etc. Template options are for a box's own lxc-template,
+		// which den never writes; vagrant-lxc's default one refuses them.
+		opts.Compression, outer, prefix = Gzip, Gzip, "./rootfs/"
+		meta.Version = VagrantLXCVersion
+		meta.TemplateOpts = nil
+	default:
+		return fmt.Errorf("unknown box format %q", opts.Format)
 	}
 	meta.Provider = FormatProvider
-	meta.Version = FormatVersion
 	metaRaw, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return err
@@ -281,7 +301,7 @@ func WriteBoxFile(ctx context.Context, output, rootfs string, meta Metadata, opt
 	}
 	defer os.Remove(inner.Name())
 	defer inner.Close()
-	if err := packRootfs(ctx, inner, rootfs, opts); err != nil {
+	if err := packRootfs(ctx, inner, rootfs, prefix, opts); err != nil {
 		return fmt.Errorf("pack %s: %w", rootfs, err)
 	}
 	innerSize, err := inner.Seek(0, io.SeekCurrent)
@@ -303,7 +323,7 @@ func WriteBoxFile(ctx context.Context, output, rootfs string, meta Metadata, opt
 			os.Remove(part)
 		}
 	}()
-	cw, err := Compress(f, opts.Compression, true)
+	cw, err := Compress(f, outer, true)
 	if err != nil {
 		return err
 	}
@@ -343,8 +363,9 @@ func WriteBoxFile(ctx context.Context, output, rootfs string, meta Metadata, opt
 	return os.Rename(part, output)
 }
 
-// packRootfs writes rootfs as a compressed tar to w.
-func packRootfs(ctx context.Context, w io.Writer, rootfs string, opts PackOptions) error {
+// packRootfs writes rootfs as a compressed tar to w, every entry under
+// prefix.
+func packRootfs(ctx context.Context, w io.Writer, rootfs, prefix string, opts PackOptions) error {
 	fi, err := os.Lstat(rootfs)
 	if err != nil {
 		return err
@@ -357,7 +378,7 @@ func packRootfs(ctx context.Context, w io.Writer, rootfs string, opts PackOption
 		return err
 	}
 	pw := &progressWriter{ctx: ctx, w: cw, progress: opts.Progress}
-	if err := writeTree(pw, rootfs, "rootfs/"); err != nil {
+	if err := writeTree(pw, rootfs, prefix); err != nil {
 		cw.Close()
 		return err
 	}

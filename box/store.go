@@ -82,8 +82,40 @@ type DenMetadata struct {
 	Created time.Time `json:"created"`
 }
 
-// FormatVersion is the vagrant-lxc box format den writes.
+// FormatVersion is the vagrant-lxc box format den writes in its own
+// format (FormatDen).
 const FormatVersion = "3"
+
+// VagrantLXCVersion is the box format vagrant-lxc 1.x reads without its
+// deprecation path (HandleBoxMetadata: "1.0.0"; "2" and "3" are its
+// pre-1.0 formats, for which it passes --auth-key to the template).
+const VagrantLXCVersion = "1.0.0"
+
+// Format is a layout of box file that den writes.
+type Format string
+
+// The box formats den writes. Both are read by 'den box add'.
+const (
+	// FormatDen is den's own: format "3", a zstd (or gzip, xz) rootfs
+	// archive, den's metadata (login user, version, suite).
+	FormatDen Format = "den"
+	// FormatVagrantLXC is what vagrant-lxc 1.4 takes: a gzip tar of
+	// metadata.json ("provider": "lxc", "version": "1.0.0"), lxc-config and
+	// rootfs.tar.gz, whose entries are ./rootfs/... (its template unpacks
+	// with tar xfz --strip-components=2 --xattrs), with numeric owners,
+	// modes and extended attributes; no lxc-template (vagrant-lxc's own
+	// one is used) and no template-opts.
+	FormatVagrantLXC Format = "vagrant-lxc"
+)
+
+// ParseFormat checks a box format name given by a person.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatDen, FormatVagrantLXC:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown box format %q: use den or vagrant-lxc", s)
+}
 
 // LoginUser is the user den logs in as: den's own field, else "vagrant"
 // (vagrant-lxc boxes).

@@ -91,6 +91,10 @@ type Info struct {
 	MemoryLimit int64 // bytes read from the running machine's cgroup; 0 = none
 	CPUs        string
 	LogFile     string // where the provider's own log for this machine lives
+	// Notes are what a person should know about the running machine, each
+	// a sentence with its fix (lxc: free in the guest shows the host's
+	// memory because lxcfs does not run). They never stop den.
+	Notes []string
 }
 
 // Hints tell a person how to look at a machine with the engine's own
@@ -136,6 +140,14 @@ type Provider interface {
 	// Freeze suspends every process of a running machine; Unfreeze resumes.
 	Freeze(ctx context.Context, name string) error
 	Unfreeze(ctx context.Context, name string) error
+}
+
+// HostNoter is the optional ability to say what works on this host, but
+// less well than it could, each a sentence with its fix (lxc: lxcfs does
+// not run, so a guest's free shows the host's memory). Notes never stop
+// den; CheckHost reports what does.
+type HostNoter interface {
+	HostNotes(ctx context.Context) []string
 }
 
 // Addresser is the optional ability to give a machine a fixed address on

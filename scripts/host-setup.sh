@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets a Debian 12 host up for den: packages from Debian, the lxcbr0 bridge.
+# Sets a Debian 12 host up for den: packages from Debian, the lxcbr0 bridge,
+# the lxcfs daemon.
 # Safe to run again; installs only what is missing. Run as root.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ruby: den init --from runs Vagrantfiles with it (and its tests need it).
-pkgs=(lxc lxc-dev liblxc-common debootstrap pkg-config gcc zstd xz-utils iproute2 openssh-client openssh-server ruby)
+pkgs=(lxc lxc-dev liblxc-common lxcfs debootstrap pkg-config gcc zstd xz-utils iproute2 openssh-client openssh-server ruby)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,6 +42,45 @@ if ! ip -4 addr show dev lxcbr0 2>/dev/null | grep -q inet; then
 fi
 # An idle bridge shows "DOWN" (no machine attached yet): print what matters.
 echo "host-setup: bridge lxcbr0 at $(ip -4 -o addr show dev lxcbr0 | awk '{print $4}' | head -1)"
+
+# lxcfs: machines see their own memory, CPUs and uptime in free, top and
+# /proc (its package's hook in LXC's common.conf.d mounts them while the
+# daemon runs). Where systemd is not PID 1 it is started as its init script
+# does, with the pid file (/run/lxcfs.pid) that the package's upgrades
+# signal to reload it in place (a restart would break running machines).
+# A mount whose daemon died is cleared first; machines that were running
+# then need a restart (den reload) to see their limits again.
+lxcfs_mounted() { grep -q ' /var/lib/lxcfs .* - fuse.lxcfs ' /proc/self/mountinfo; }
+if lxcfs_mounted && ! stat /var/lib/lxcfs/proc/meminfo >/dev/null 2>&1; then
+	echo "host-setup: lxcfs's mount is dead (its daemon ended): unmounting it; running machines need 'den reload'" >&2
+	umount -l /var/lib/lxcfs
+fi
+if ! lxcfs_mounted; then
+	if [ "$(cat /proc/1/comm)" = systemd ]; then
+		systemctl start lxcfs || true # den works without it (see below)
+	else
+		# What /etc/init.d/lxcfs start does, but its OOM adjustment is
+		# best effort here (some VMs refuse it, which stops that script),
+		# and a pid file naming a dead (or unreaped) lxcfs is dropped.
+		pid=$(cat /run/lxcfs.pid 2>/dev/null || true)
+		state=$(awk '/^State:/ { print $2 }' "/proc/${pid:-none}/status" 2>/dev/null || true)
+		if [ -n "$pid" ] && { [ -z "$state" ] || [ "$state" = Z ]; }; then
+			rm -f /run/lxcfs.pid
+		fi
+		start-stop-daemon --start --quiet --background --make-pidfile --pidfile /run/lxcfs.pid \
+			--name lxcfs --startas /usr/bin/lxcfs -- /var/lib/lxcfs || true
+		echo -1000 2>/dev/null >"/proc/$(cat /run/lxcfs.pid)/oom_score_adj" || true
+	fi
+	for _ in $(seq 50); do
+		lxcfs_mounted && break
+		sleep 0.1
+	done
+fi
+if lxcfs_mounted; then
+	echo "host-setup: lxcfs runs (pid $(cat /run/lxcfs.pid 2>/dev/null || echo '?')) at /var/lib/lxcfs"
+else
+	echo "host-setup: lxcfs did not start: machines will show the host's memory in free and top" >&2
+fi
 
 if [ ! -x /usr/local/go/bin/go ] && ! command -v go >/dev/null; then
 	echo "host-setup: Go is not installed (den builds with Go >= 1.26: https://go.dev/dl/)" >&2

@@ -33,7 +33,7 @@ var boxAddCommand = &cli.Command{
 	Name:      "add",
 	Usage:     "add a box from a file, an http(s) URL or a Vagrant catalog",
 	ArgsUsage: "[NAME] FILE|URL",
-	Description: "den box add NAME FILE      a box file (tar with gzip, xz or zstd; vagrant-lxc v3 layout)\n" +
+	Description: "den box add NAME FILE      a box file (tar with gzip, xz or zstd; vagrant-lxc's layout)\n" +
 		"den box add NAME URL       a box file over http(s)\n" +
 		"den box add URL            a Vagrant catalog (JSON): the newest version for provider lxc, named as the catalog says\n" +
 		"A download is checked against its checksum (the catalog's, or --checksum) before anything is unpacked.",

@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/den-dev/den/internal/host"
+	"github.com/den-dev/den/provider"
 	lxcprovider "github.com/den-dev/den/provider/lxc"
 )
 
@@ -22,6 +23,15 @@ var hostCommand = &cli.Command{
 				return err
 			}
 			bridge := cliCtx.String("bridge")
+			// Notes (what works, but less well) come first and never fail
+			// the check: without lxcfs a guest's free shows the host's memory.
+			for _, p := range env.Providers() {
+				if n, ok := p.(provider.HostNoter); ok {
+					for _, note := range n.HostNotes(cliCtx.Context) {
+						env.UI.Warn("", "%s", note)
+					}
+				}
+			}
 			var problems []string
 			for _, p := range env.Providers() {
 				if err := p.CheckHost(cliCtx.Context, []string{bridge}); err != nil {

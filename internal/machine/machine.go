@@ -196,6 +196,7 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		if err := e.applyLive(ctx, m, rec, prov); err != nil {
 			return err
 		}
+		e.checkLimits(ctx, m, rec, prov)
 		if client, err = e.waitSSH(ctx, m, rec, prov); err != nil {
 			return err
 		}
@@ -658,16 +659,21 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 }
 
 // checkLimits reads the memory limit and CPUs in force back from the
-// running machine and warns when they differ from den.hcl's.
+// running machine and warns when they differ from den.hcl's, and passes
+// on the provider's notes about it (lxc: whether free in the guest shows
+// the machine's limits).
 func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) {
-	if m.Config.Memory == 0 && m.Config.CPUs == 0 {
-		return
-	}
 	info, err := prov.Inspect(ctx, rec.Container)
 	if err != nil {
 		return
 	}
 	name := m.Name()
+	for _, n := range info.Notes {
+		e.UI.Warn(name, "%s", n)
+	}
+	if m.Config.Memory == 0 && m.Config.CPUs == 0 {
+		return
+	}
 	if m.Config.Memory > 0 && info.MemoryLimit != m.Config.Memory {
 		e.UI.Warn(name, "memory limit in force is %d bytes, den.hcl asks for %d (see %s)", info.MemoryLimit, m.Config.Memory, info.LogFile)
 	}

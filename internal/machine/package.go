@@ -20,7 +20,8 @@ import (
 // PackageOptions tune Package.
 type PackageOptions struct {
 	Output      string          // the box file to write; must not exist
-	Compression box.Compression // of the rootfs archive; default zstd
+	Format      box.Format      // den's own (default) or vagrant-lxc's
+	Compression box.Compression // of the rootfs archive; default zstd (gzip for vagrant-lxc)
 	Version     string          // the box's version; default the time (2006.01.02.150405)
 }
 
@@ -96,6 +97,13 @@ func (e *Env) pack(ctx context.Context, m *Machine, output string, opts PackageO
 	if len(lines) > 0 {
 		lxcConfig = []byte(strings.Join(lines, "\n") + "\n")
 	}
+	vagrant := opts.Format == box.FormatVagrantLXC
+	if vagrant {
+		// vagrant-lxc logs in as vagrant; so does den with this box, and
+		// it replaces the insecure key with the machine's own.
+		meta.Den.User = box.VagrantUser
+		lxcConfig = box.VagrantLXCConfig(lines)
+	}
 	start := time.Now()
 	e.UI.Say(name, "Exporting machine...")
 	err = ex.ExportRootfs(ctx, rec.Container, func(rootfs string) error {
@@ -104,14 +112,24 @@ func (e *Env) pack(ctx context.Context, m *Machine, output string, opts PackageO
 			return err
 		}
 		removed, err := packageScrub(provider.RootFS(root), rec.User)
-		root.Close()
 		if err != nil {
+			root.Close()
 			return fmt.Errorf("remove the machine's keys from the package: %w", err)
 		}
 		e.UI.Detail(name, "Left out (per-machine, made anew by 'den up'): %s", strings.Join(removed, ", "))
+		if vagrant {
+			added, err := box.PrepareVagrantLXC(root)
+			if err != nil {
+				root.Close()
+				return fmt.Errorf("make the package a box for vagrant-lxc: %w", err)
+			}
+			e.UI.Detail(name, "Added for vagrant-lxc: %s", strings.Join(added, ", "))
+		}
+		root.Close()
 		e.UI.Say(name, "Compressing package to: %s", output)
 		prog := e.UI.Progress(name, "Packing", 0)
 		err = box.WriteBoxFile(ctx, output, rootfs, meta, box.PackOptions{
+			Format:      opts.Format,
 			Compression: opts.Compression,
 			LXCConfig:   lxcConfig,
 			Progress:    func(n int64) { prog.Update(n, "") },

@@ -68,6 +68,19 @@ func (p *Provider) CheckHost(ctx context.Context, bridges []string) error {
 	return &host.Error{Problems: problems}
 }
 
+// HostNotes says what lxcfs gives machines started now: nothing when it is
+// not installed, not running or not hooked into LXC, so free and top in a
+// guest show the host's memory.
+func (p *Provider) HostNotes(ctx context.Context) []string {
+	st, _ := hostLXCFS.state()
+	if msg := st.message(); msg != "" {
+		return []string{msg}
+	}
+	return nil
+}
+
+var _ provider.HostNoter = (*Provider)(nil)
+
 // ErrNoBridge reports a missing or unusable bridge.
 var ErrNoBridge = errors.New("bridge not ready")
 

@@ -642,5 +642,22 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 	if v := c.CgroupItem(cpuKey); len(v) > 0 {
 		info.CPUs = strings.TrimSpace(v[0])
 	}
+	if pid := c.InitPid(); pid > 0 {
+		if devs, err := guestLXCFS(pid); err == nil {
+			info.Notes = hostLXCFS.guestNotes(devs, info.MemoryLimit > 0 || fewerCPUs(info.CPUs))
+		}
+	}
 	return info, nil
+}
+
+// fewerCPUs reports whether the cpuset set leaves out some of the host's
+// online CPUs.
+func fewerCPUs(set string) bool {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return false
+	}
+	online, err1 := host.ParseCPUList(strings.TrimSpace(string(b)))
+	mine, err2 := host.ParseCPUList(set)
+	return err1 == nil && err2 == nil && len(mine) < len(online)
 }
