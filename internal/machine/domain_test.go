@@ -806,7 +806,7 @@ machine "two" {}
 	other := newWorld(t)
 	q := other.project(fmt.Sprintf("box = \"test/box\"\n\nforward {\n  guest = 22\n  host  = %d\n}\n", port))
 	err := other.env.Up(ctx, other.machines(q), UpOptions{})
-	want := fmt.Sprintf(`den.hcl:3:1: host port 127.0.0.1:%d (tcp) is held by den machine "one" of %s`, port, w.dir)
+	want := fmt.Sprintf(`den.hcl:3:1: host port 127.0.0.1:%d (tcp) is in use by den machine "one" of %s`, port, w.dir)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("port clash:\n%v\nwant it to contain %s", err, want)
 	}

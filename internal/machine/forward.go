@@ -102,7 +102,7 @@ func portClash(m *Machine, err error) string {
 				who = fmt.Sprintf("%s (its port forwarder, pid %d)", owner, pid)
 			}
 		}
-		lines = append(lines, fmt.Sprintf("  %s: host port %s:%d (%s) is held by %s; free it or change host there", where, be.Rule.HostIP, be.Rule.HostPort, be.Rule.Protocol, who))
+		lines = append(lines, fmt.Sprintf("  %s: host port %s:%d (%s) is in use by %s; free it or change host there", where, be.Rule.HostIP, be.Rule.HostPort, be.Rule.Protocol, who))
 	}
 	return strings.Join(lines, "\n")
 }
