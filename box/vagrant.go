@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/sshx"
 )
 
@@ -348,30 +349,5 @@ func mkdirOwned(root *os.Root, name string, mode fs.FileMode, uid, gid int, exac
 // writeOwned replaces the file name (never through a symlink: one there is
 // removed first) with data, mode and owner.
 func writeOwned(root *os.Root, name string, data []byte, mode fs.FileMode, uid, gid int) error {
-	if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
-		if fi.IsDir() {
-			return fmt.Errorf("/%s is a folder", name)
-		}
-		if err := root.Remove(name); err != nil {
-			return err
-		}
-	}
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chown(uid, gid)
-	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write /%s: %w", name, err)
-	}
-	return nil
+	return fsutil.WriteInRoot(root, name, data, mode, uid, gid)
 }

@@ -1,11 +1,12 @@
 package provider
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/den-dev/den/internal/fsutil"
 )
 
 // GuestFS is a machine's own filesystem before it boots, as Spec.Prepare
@@ -60,25 +61,8 @@ type rootFS struct{ r *os.Root }
 func (g rootFS) ReadFile(name string) ([]byte, error) { return g.r.ReadFile(name) }
 
 func (g rootFS) WriteFile(name string, data []byte, mode fs.FileMode, uid, gid int) error {
-	if err := g.r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("replace /%s in the machine: %w", name, err)
-	}
-	f, err := g.r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("write /%s in the machine: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chown(uid, gid)
-	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write /%s in the machine: %w", name, err)
+	if err := fsutil.WriteInRoot(g.r, name, data, mode, uid, gid); err != nil {
+		return fmt.Errorf("%w (in the machine)", err)
 	}
 	return nil
 }

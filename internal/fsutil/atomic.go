@@ -123,3 +123,34 @@ func ReadRegular(path string, max int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// WriteInRoot replaces name in root (a file or a symlink there, never
+// followed; a folder is refused) with data, mode and owner. Every path
+// resolves inside root: writes into a box or a machine's filesystem go
+// through it.
+func WriteInRoot(root *os.Root, name string, data []byte, mode os.FileMode, uid, gid int) error {
+	if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
+		return fmt.Errorf("write /%s: it is a folder", name)
+	}
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace /%s: %w", name, err)
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("write /%s: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chown(uid, gid)
+	}
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write /%s: %w", name, err)
+	}
+	return nil
+}
