@@ -67,6 +67,7 @@ func newApp() *cli.App {
 			boxCommand,
 			hostCommand,
 			versionCommand,
+			serveCommand,
 			forwardCommand,
 		},
 	}
