@@ -74,6 +74,7 @@ func newApp() *cli.App {
 	for _, c := range app.Commands {
 		quietUsageErrors(c)
 	}
+	useServer(app) // not root, and den serve runs: through it
 	app.OnUsageError = func(cliCtx *cli.Context, err error, _ bool) error {
 		return usageError{fmt.Errorf("%w (see 'den --help')", err)}
 	}
