@@ -444,6 +444,25 @@ func TestE2EServeAPI(t *testing.T) {
 		order = order[i:]
 	}
 
+	// The machine runs on while the server is stopped; a new server finds
+	// it as it was.
+	m, err := w.client().Machine(ctx, p.ID, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.stop()
+	if out, _ := exec.Command("lxc-info", "-P", e2e.lxcpath, "-n", m.Container, "-s").CombinedOutput(); !strings.Contains(string(out), "RUNNING") {
+		t.Errorf("machine %s after den serve stopped: %s", m.Container, out)
+	}
+	w.start()
+	if st, err := w.client().MachineState(ctx, p.ID, "default"); err != nil || st.Status != "running" {
+		t.Errorf("after a restart of den serve: %+v %v", st, err)
+	}
+	logs := w.curl("den/1.0/projects/" + p.ID + "/machines/default/logs")
+	if !strings.Contains(string(logs.Metadata), "lxc.log") {
+		t.Errorf("machine logs: %s", logs.Metadata)
+	}
+
 	// /wait returns a failing provisioner with its exit status.
 	fail := w.project(nil, "failing", "box = \"debian/bookworm\"\nprovision \"shell\" {\n  name = \"breaks\"\n  inline = [\"exit 7\"]\n}\n")
 	fp, err := w.client().RegisterProject(ctx, fail)
