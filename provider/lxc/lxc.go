@@ -62,12 +62,37 @@ func (p *Provider) exists(name string) bool {
 	return err == nil
 }
 
-// Create makes the container's folder, its overlay upper layer and config,
-// then runs spec.Prepare on the merged tree. On failure the folder goes.
+// scratchDirs are the folders in a machine's folder where den mounts an
+// overlay for a moment (Create's prepare, package's export).
+var scratchDirs = []string{"prep", "export"}
+
+// dropScratch unmounts and deletes what a killed den left in the machine
+// folder dir's scratch folders.
+func dropScratch(dir string) error {
+	for _, d := range scratchDirs {
+		if err := dropOverlay(filepath.Join(dir, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Create makes the container's folder and overlay upper layer, runs
+// spec.Prepare on the merged tree, then writes the config, which makes
+// the container exist. On failure the folder goes; a folder without a
+// config is what a killed Create left, and is cleared first.
 func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) {
 	dir := p.dir(spec.Name)
 	if _, err := os.Lstat(dir); err == nil {
-		return fmt.Errorf("container %q already exists in %s", spec.Name, p.Path)
+		if p.exists(spec.Name) {
+			return fmt.Errorf("container %q already exists in %s", spec.Name, p.Path)
+		}
+		if err := dropScratch(dir); err != nil {
+			return fmt.Errorf("clear what an interrupted create left in %s: %w", dir, err)
+		}
+		if err := fsutil.RemoveTree(dir); err != nil {
+			return fmt.Errorf("clear what an interrupted create left in %s: %w", dir, err)
+		}
 	}
 	if strings.ContainsAny(spec.Rootfs, ",:\n") {
 		return fmt.Errorf("box rootfs path %q contains ',' or ':', which overlay mounts cannot take", spec.Rootfs)
@@ -98,7 +123,12 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if err := os.Chmod(up, os.FileMode(rootSt.Mode&0o777)); err != nil {
 		return err
 	}
-	if err := p.writeConfig(spec); err != nil {
+	if spec.Prepare != nil {
+		if err := p.prepare(ctx, spec); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if _, dropped := FilterBoxConfig(spec.BoxConfig); spec.Warn != nil {
@@ -106,12 +136,7 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 			spec.Warn("box lxc-config line dropped (a box may not set it): %s", d)
 		}
 	}
-	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
+	return p.writeConfig(spec)
 }
 
 // prepare mounts the overlay on the host for a moment so spec.Prepare sees
@@ -506,7 +531,8 @@ func (p *Provider) Stop(ctx context.Context, name string, force bool, timeout ti
 
 // Destroy kills the container and removes its folder (config, overlay upper
 // and work dirs, log) with a walk that never follows a symlink nor crosses a
-// mount point. It does not use LXC's destroy, which deletes whatever
+// mount point; an overlay a killed den left in its own scratch folders
+// (prep, export) is unmounted first. It does not use LXC's destroy, which deletes whatever
 // lxc.rootfs.path names.
 func (p *Provider) Destroy(ctx context.Context, name string) error {
 	dir := p.dir(name)
@@ -514,6 +540,9 @@ func (p *Provider) Destroy(ctx context.Context, name string) error {
 		return nil
 	}
 	if err := p.Stop(ctx, name, true, 0); err != nil {
+		return err
+	}
+	if err := dropScratch(dir); err != nil {
 		return err
 	}
 	if err := fsutil.RemoveTree(dir); err != nil {
