@@ -134,3 +134,10 @@ printf '%-44s %10s\n' "den ssh -c true (same machine)" "$(median sshtrue)"
 printf '%-44s %10s\n' "den up, one machine of three" "$(median up1)"
 printf '%-44s %10s\n' "den up, three machines in parallel" "$(median up3)"
 awk -v a="$(median up3)" -v b="$(median up1)" 'BEGIN { if (b > 0) printf "%-44s %10.2f\n", "ratio three / one", a / b }'
+
+# den serve: the round trip of GET machine state on the socket (goal
+# <= 2 ms), and den up of a new machine by a user through the server
+# against root's den up (goal: within 5%). A real server process, real
+# machines (cmd/den's TestE2EServeBench; it makes and removes a user).
+printf '\nden serve, medians of %s rounds\n\n' "$rounds"
+DEN_TEST_BOX=$boxfile DEN_BENCH=1 DEN_BENCH_ROUNDS=$rounds go test -count=1 -timeout 30m -run '^TestE2EServeBench$' -v ./cmd/den | sed -n 's/.*BENCH //p'

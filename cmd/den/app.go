@@ -71,6 +71,7 @@ func newApp() *cli.App {
 			versionCommand,
 			completionCommand,
 			helpCommand,
+			serveCommand,
 			forwardCommand,
 			completeCommand,
 		},
@@ -80,6 +81,7 @@ func newApp() *cli.App {
 	for _, c := range app.Commands {
 		quietUsageErrors(c)
 	}
+	useServer(app) // not root, and den serve runs: through it
 	app.OnUsageError = func(cliCtx *cli.Context, err error, _ bool) error {
 		return usageError{fmt.Errorf("%w (see 'den --help')", err)}
 	}

@@ -77,12 +77,14 @@ type SyncedFolder struct {
 	Host     string // absolute, cleaned
 	Guest    string // absolute, cleaned
 	ReadOnly bool
+	Range    hcl.Range // the block's host label; zero for the default /den folder
 }
 
 // KV is one raw LXC configuration key and its value.
 type KV struct {
 	Key   string
 	Value string
+	Range hcl.Range // where the key is written (lxc config keys)
 }
 
 // Find returns the den.hcl in dir or in its nearest parent.
@@ -156,8 +158,22 @@ type folder struct {
 
 // Load reads, decodes and validates the den.hcl at path. Any problem is
 // returned as a *DiagError; its ranges name the file as path was given, or
-// relative to the current folder when it lies below it.
-func Load(path string) (*Project, error) {
+// relative to the current folder when it lies below it. env() reads this
+// process's environment.
+func Load(path string) (*Project, error) { return LoadWith(path, LoadOptions{}) }
+
+// LoadOptions tune LoadWith, for a front end that loads den.hcl on
+// someone else's behalf (den serve).
+type LoadOptions struct {
+	// Name is how diagnostics name the file (default: as Load does).
+	Name string
+	// Getenv is what env() reads (default os.Getenv); a server passes the
+	// environment its client sent, never its own.
+	Getenv func(string) string
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, opts LoadOptions) (*Project, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, &DiagError{Diags: hcl.Diagnostics{{
@@ -167,6 +183,9 @@ func Load(path string) (*Project, error) {
 		}}}
 	}
 	name := displayName(path, abs)
+	if opts.Name != "" {
+		name = opts.Name
+	}
 	src, err := os.ReadFile(abs)
 	if err != nil {
 		return nil, &DiagError{Diags: hcl.Diagnostics{{
@@ -180,7 +199,11 @@ func Load(path string) (*Project, error) {
 	if diags.HasErrors() {
 		return nil, &DiagError{Files: parser.Files(), Diags: parseErrors(src, name, diags)}
 	}
-	l := &loader{dir: filepath.Dir(abs), ctx: EvalContext()}
+	ctx := EvalContext()
+	if opts.Getenv != nil {
+		ctx.Functions["env"] = newEnvFunc(opts.Getenv)
+	}
+	l := &loader{dir: filepath.Dir(abs), ctx: ctx}
 	p := l.project(f.Body)
 	l.checkForwards(p)
 	p.File = abs
@@ -222,22 +245,27 @@ func EvalContext() *hcl.EvalContext {
 
 // envFunc is env("NAME") (empty when unset) and env("NAME", "default")
 // (the default when unset or empty).
-var envFunc = function.New(&function.Spec{
-	Description: "Returns the value of an environment variable, or a default when it is unset or empty.",
-	Params:      []function.Parameter{{Name: "name", Type: cty.String}},
-	VarParam:    &function.Parameter{Name: "default", Type: cty.String},
-	Type:        function.StaticReturnType(cty.String),
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		if len(args) > 2 {
-			return cty.NilVal, function.NewArgErrorf(2, "env takes a name and an optional default, not %d arguments", len(args))
-		}
-		v := os.Getenv(args[0].AsString())
-		if v == "" && len(args) == 2 {
-			v = args[1].AsString()
-		}
-		return cty.StringVal(v), nil
-	},
-})
+var envFunc = newEnvFunc(os.Getenv)
+
+// newEnvFunc is env() reading getenv.
+func newEnvFunc(getenv func(string) string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Returns the value of an environment variable, or a default when it is unset or empty.",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam:    &function.Parameter{Name: "default", Type: cty.String},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if len(args) > 2 {
+				return cty.NilVal, function.NewArgErrorf(2, "env takes a name and an optional default, not %d arguments", len(args))
+			}
+			v := getenv(args[0].AsString())
+			if v == "" && len(args) == 2 {
+				v = args[1].AsString()
+			}
+			return cty.StringVal(v), nil
+		},
+	})
+}
 
 type loader struct {
 	dir   string

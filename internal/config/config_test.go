@@ -474,3 +474,36 @@ func TestDiagErrorCount(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadWith checks a server's way of loading: its own name for the file
+// in diagnostics, env() from the client's environment, and the ranges a
+// server's refusals quote.
+func TestLoadWith(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "data"), 0o755)
+	src := "box = env(\"DEN_TEST_BOX_NAME\", \"x/y\")\nmemory = env(\"DEN_TEST_MEM\")\nsynced_folder \"data\" {\n  guest = \"/data\"\n}\nlxc {\n  config = { \"lxc.tty.max\" = \"2\" }\n}\n"
+	path := filepath.Join(dir, "den.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DEN_TEST_MEM": "64M"}
+	p, err := LoadWith(path, LoadOptions{Name: "den.hcl", Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := p.Machines[0]
+	if m.Box != "x/y" || m.Memory != 64<<20 {
+		t.Errorf("box %q memory %d, want x/y and 64M from the given environment", m.Box, m.Memory)
+	}
+	if len(m.Synced) != 2 || m.Synced[1].Range.Start.Line != 3 || m.Synced[1].Range.Filename != "den.hcl" {
+		t.Errorf("synced folders %+v: want the second one located at den.hcl:3", m.Synced)
+	}
+	if len(m.LXCConfig) != 1 || m.LXCConfig[0].Range.Start.Line != 7 {
+		t.Errorf("lxc config %+v: want the key located at line 7", m.LXCConfig)
+	}
+	env["DEN_TEST_MEM"] = "1"
+	_, err = LoadWith(path, LoadOptions{Name: "den.hcl", Getenv: func(k string) string { return env[k] }})
+	if err == nil || !strings.HasPrefix(err.Error(), "den.hcl:2:") {
+		t.Errorf("error %v: want one located at den.hcl:2", err)
+	}
+}

@@ -77,7 +77,7 @@ func (l *loader) folders(blocks hcl.Blocks) []folder {
 		if !ok {
 			continue
 		}
-		f.Host = host
+		f.Host, f.Range = host, labelRange
 		a := c.Attributes["guest"]
 		if a == nil {
 			if !f.disabled {

@@ -106,7 +106,7 @@ func (l *loader) lxcConfig(expr hcl.Expression) []KV {
 			continue
 		}
 		seen[key] = p.keyRange
-		out = append(out, KV{key, value})
+		out = append(out, KV{Key: key, Value: value, Range: p.keyRange})
 	}
 	return out
 }

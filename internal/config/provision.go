@@ -317,7 +317,7 @@ func (l *loader) env(a *hcl.Attribute) []KV {
 			continue
 		}
 		seen[key] = p.keyRange
-		out = append(out, KV{key, v.AsString()})
+		out = append(out, KV{Key: key, Value: v.AsString()})
 	}
 	return out
 }

@@ -54,7 +54,7 @@ func Spawn(argv []string, pidfile, logfile string, ready time.Duration) (int, er
 	if err := os.Remove(pidfile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("spawn forwarder: remove stale pidfile: %w", err)
 	}
-	log, err := os.OpenFile(logfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	log, err := fsutil.OpenRegular(logfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("spawn forwarder: open log: %w", err)
 	}
@@ -176,17 +176,35 @@ func WritePidfile(path string) error {
 // unreadable pidfile gives 0, false.
 func Running(pidfile string) (pid int, ok bool) {
 	pid, id, err := readPidfile(pidfile)
-	if err != nil || !alive(pid, id) {
+	if err != nil || !alive(pid, id) || !forwarderOf(pid, pidfile) {
 		return 0, false
 	}
 	return pid, true
 }
 
+// forwarderOf tells whether pid was started as the forwarder of pidfile
+// (its arguments hold "--pidfile PIDFILE"). A pidfile sits in a folder its
+// project's owner may write: this keeps a forged one from naming any other
+// process for den to signal.
+func forwarderOf(pid int, pidfile string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--pidfile" && args[i+1] == pidfile {
+			return true
+		}
+	}
+	return false
+}
+
 // Stop ends the process that wrote pidfile: SIGTERM, up to 2s to exit, then
 // SIGKILL, and removes pidfile. It signals only the process that wrote the
 // file: when the pid is gone or now belongs to another process (another
-// start time), Stop removes the stale pidfile and returns nil without
-// signalling anything. A missing pidfile is not an error either.
+// start time) or is not the forwarder of this pidfile, Stop removes the
+// stale pidfile and returns nil without signalling anything. A missing pidfile is not an error either.
 func Stop(pidfile string) error {
 	pid, id, err := readPidfile(pidfile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -208,7 +226,7 @@ func Stop(pidfile string) error {
 	default:
 		return fmt.Errorf("stop forwarder pid %d: %w", pid, err)
 	}
-	if !alive(pid, id) {
+	if !alive(pid, id) || !forwarderOf(pid, pidfile) {
 		return removePidfile(pidfile)
 	}
 	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGKILL} {
@@ -245,7 +263,8 @@ func removePidfile(path string) error {
 	return nil
 }
 
-// readPidfile returns the pid and identity line of a pidfile.
+// readPidfile returns the pid and identity line of a pidfile (never
+// following a symlink).
 func readPidfile(path string) (int, string, error) {
 	b, err := fsutil.ReadRegular(path, 4096)
 	if err != nil {

@@ -814,7 +814,14 @@ func (e *Env) destroy(ctx context.Context, m *Machine) error {
 	}
 	if rec == nil && st == provider.NotCreated {
 		e.UI.Say(name, "Machine is not created.")
-		return nil
+		// An up killed before it wrote the record may have left the
+		// address it took in the index: give it back.
+		ix, err := OpenIndex(ctx, e.Home)
+		if err != nil {
+			return err
+		}
+		defer ix.Close()
+		return ix.Remove(container)
 	}
 	if st == provider.Running || st == provider.Frozen {
 		e.UI.Say(name, "Stopping machine...")

@@ -34,6 +34,23 @@ func Select(p *config.Project, names []string) ([]*Machine, error) {
 	return out, nil
 }
 
+// SelectOne returns the machine of p called name, or with name "" its
+// primary (or only) one.
+func SelectOne(p *config.Project, name string) (*Machine, error) {
+	if name == "" {
+		ms, err := Select(p, nil)
+		if err != nil {
+			return nil, err
+		}
+		return Primary(ms)
+	}
+	ms, err := Select(p, []string{name})
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
 // Primary returns the machine single-machine commands (ssh, package) act
 // on when none is named: the only one, else the one den.hcl marks
 // primary; an errdefs.Invalid error asks to name one.

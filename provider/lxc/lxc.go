@@ -62,6 +62,21 @@ func (p *Provider) exists(name string) bool {
 	return err == nil
 }
 
+// scratchDirs are the folders in a machine's folder where den mounts an
+// overlay for a moment (Create's prepare, package's export).
+var scratchDirs = []string{"prep", "export"}
+
+// dropScratch unmounts and deletes what a killed den left in the machine
+// folder dir's scratch folders.
+func dropScratch(dir string) error {
+	for _, d := range scratchDirs {
+		if err := dropOverlay(filepath.Join(dir, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // creatingPrefix names the folders Create builds machines in before it
 // renames them into place.
 const creatingPrefix = ".creating-"
@@ -150,7 +165,7 @@ func (p *Provider) sweepCreating() {
 // dropCreating unmounts what a Create mounted in its work folder and
 // removes the folder.
 func dropCreating(tmp string) error {
-	if err := dropOverlay(filepath.Join(tmp, "prep")); err != nil {
+	if err := dropScratch(tmp); err != nil {
 		return err
 	}
 	return fsutil.RemoveTree(tmp)
@@ -556,7 +571,8 @@ func (p *Provider) Stop(ctx context.Context, name string, force bool, timeout ti
 
 // Destroy kills the container and removes its folder (config, overlay upper
 // and work dirs, log) with a walk that never follows a symlink nor crosses a
-// mount point. It does not use LXC's destroy, which deletes whatever
+// mount point; an overlay a killed den left in its own scratch folders
+// (prep, export) is unmounted first. It does not use LXC's destroy, which deletes whatever
 // lxc.rootfs.path names.
 func (p *Provider) Destroy(ctx context.Context, name string) error {
 	dir := p.dir(name)
@@ -564,6 +580,9 @@ func (p *Provider) Destroy(ctx context.Context, name string) error {
 		return nil
 	}
 	if err := p.Stop(ctx, name, true, 0); err != nil {
+		return err
+	}
+	if err := dropScratch(dir); err != nil {
 		return err
 	}
 	if err := fsutil.RemoveTree(dir); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -261,5 +262,51 @@ func TestExportRootfs(t *testing.T) {
 	}
 	if err := p.Destroy(ctx, name); err != nil {
 		t.Errorf("destroy after export: %v", err)
+	}
+}
+
+// TestKilledCreate: a den killed in Create leaves the machine's folder
+// without a config and its prepare overlay mounted. The next Create
+// clears it and succeeds; Destroy unmounts such an overlay too.
+func TestKilledCreate(t *testing.T) {
+	p, name, lower := stoppedMachine(t)
+	ctx := context.Background()
+	leftover := func(name string) {
+		t.Helper()
+		merged := filepath.Join(p.dir(name), "prep", "merged")
+		if err := os.MkdirAll(merged, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("mount", "-t", "tmpfs", "none", merged).CombinedOutput(); err != nil {
+			t.Fatalf("mount: %v %s", err, out)
+		}
+	}
+	// Destroy of a machine with a leftover overlay.
+	leftover(name)
+	if err := p.Destroy(ctx, name); err != nil {
+		t.Fatalf("Destroy with a leftover overlay: %v", err)
+	}
+	if _, err := os.Lstat(p.dir(name)); !os.IsNotExist(err) {
+		t.Errorf("machine folder still there: %v", err)
+	}
+	// Create over what a killed Create left.
+	const other = "den-test-killed-default-000000"
+	put(t, filepath.Join(p.upper(other), "half"), "half")
+	leftover(other)
+	if st, _ := p.State(ctx, other); st != provider.NotCreated {
+		t.Errorf("a half-made machine is %v, want not created", st)
+	}
+	spec := &provider.Spec{Name: other, Rootfs: lower, Hostname: "killed", Prepare: func(ctx context.Context, fs provider.GuestFS) error { return nil }}
+	if err := p.Create(ctx, spec); err != nil {
+		t.Fatalf("Create after a killed Create: %v", err)
+	}
+	if got := files(t, p.upper(other)); got["half"] != "" {
+		t.Errorf("the new machine kept the killed one's layer: %v", got)
+	}
+	if mounts, _ := fsutil.MountsUnder(p.dir(other)); len(mounts) != 0 {
+		t.Errorf("mounts left: %v", mounts)
+	}
+	if err := p.Destroy(ctx, other); err != nil {
+		t.Fatal(err)
 	}
 }
