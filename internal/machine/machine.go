@@ -686,6 +686,19 @@ func (e *Env) checkLimits(ctx context.Context, m *Machine, rec *Record, prov pro
 // target returns the pinned ssh target of the machine, reached through
 // the provider when it has its own way there.
 func (e *Env) target(m *Machine, rec *Record, prov provider.Provider) (sshx.Target, error) {
+	t, err := pinnedTarget(m, rec)
+	if err != nil {
+		return t, err
+	}
+	if d, ok := prov.(provider.Dialer); ok {
+		t.Dial = func(ctx context.Context) (net.Conn, error) { return d.DialGuest(ctx, rec.Container, 22) }
+	}
+	return t, nil
+}
+
+// pinnedTarget is the machine's sshd at its address, with den's key for it
+// and its pinned host key from .den/.
+func pinnedTarget(m *Machine, rec *Record) (sshx.Target, error) {
 	signer, err := sshx.LoadSigner(m.State.Key())
 	if err != nil {
 		return sshx.Target{}, err
@@ -694,11 +707,7 @@ func (e *Env) target(m *Machine, rec *Record, prov provider.Provider) (sshx.Targ
 	if err != nil {
 		return sshx.Target{}, err
 	}
-	t := sshx.Target{Addr: rec.IP() + ":22", User: rec.User, Signer: signer, HostKey: hk, PinFile: m.State.HostKey()}
-	if d, ok := prov.(provider.Dialer); ok {
-		t.Dial = func(ctx context.Context) (net.Conn, error) { return d.DialGuest(ctx, rec.Container, 22) }
-	}
-	return t, nil
+	return sshx.Target{Addr: rec.IP() + ":22", User: rec.User, Signer: signer, HostKey: hk, PinFile: m.State.HostKey()}, nil
 }
 
 func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) (*ssh.Client, error) {

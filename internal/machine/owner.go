@@ -38,15 +38,10 @@ func DialDirect(ctx context.Context, m *Machine) (*ssh.Client, error) {
 	if rec == nil || rec.Address == "" {
 		return nil, errdefs.Machinef(errdefs.NotCreated, name, "machine %q is not created: run 'den up %s'", name, name)
 	}
-	signer, err := sshx.LoadSigner(m.State.Key())
+	t, err := pinnedTarget(m, rec)
 	if err != nil {
 		return nil, err
 	}
-	hk, err := sshx.LoadHostKey(m.State.HostKey())
-	if err != nil {
-		return nil, err
-	}
-	t := sshx.Target{Addr: rec.IP() + ":22", User: rec.User, Signer: signer, HostKey: hk, PinFile: m.State.HostKey()}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c, err := sshx.Dial(dctx, t)
