@@ -171,6 +171,9 @@ func readBoxFile(r io.Reader, rootfs string, warn func(string, ...any)) (*boxPar
 			if parts.lxcConfig, err = readSmall(tr, hdr); err != nil {
 				return nil, err
 			}
+			if _, err := splitLXCConfig(parts.lxcConfig); err != nil {
+				return nil, fmt.Errorf("lxc-config: %w", err)
+			}
 		case slices.Contains(rootfsNames, name):
 			if haveRootfs {
 				return nil, &ArchiveError{"box file", hdr.Name, "a second rootfs archive"}

@@ -156,6 +156,12 @@ func main() {
 		"evil-outer-device.box":  box(gz(tarOf(base)), entry{name: "lxc-config", typ: tar.TypeChar, major: 1, mode: 0o666}),
 		"evil-outer-dotdot.box":  box(gz(tarOf(base)), entry{name: "../lxc-config", typ: tar.TypeReg, body: "x"}),
 
+		// A second lxc-config line behind a line ending LXC knows (CR: the
+		// store splits there too, so the hook is a line of its own, which
+		// the provider drops) or behind a NUL (refused).
+		"evil-lxc-config-cr.box":  box(gz(tarOf(base)), entry{name: "lxc-config", typ: tar.TypeReg, body: "lxc.arch = amd64\r\nlxc.init.cmd = /sbin/init\rlxc.hook.pre-start = /bin/evil\n"}),
+		"evil-lxc-config-nul.box": box(gz(tarOf(base)), entry{name: "lxc-config", typ: tar.TypeReg, body: "lxc.arch = amd64\nlxc.init.cmd = /sbin/init\x00lxc.hook.pre-start = /bin/evil\n"}),
+
 		// Broken boxes.
 		"broken-truncated.box":   box(gz(tarOf(base)))[:600],
 		"broken-no-metadata.box": gz(tarOf([]entry{{name: "rootfs.tar.gz", typ: tar.TypeReg, body: string(gz(tarOf(base)))}})),
