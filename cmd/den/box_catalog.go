@@ -46,6 +46,7 @@ type addRequest struct {
 	Version     string            // store a box file as this version ("" = its metadata, else 0)
 	Force       bool              // replace an installed version
 	Reuse       bool              // an installed version is the answer, not an error
+	MaxSize     int64             // the most the box may unpack to; 0 for box.DefaultMaxSize
 }
 
 // boxSource is a box file or catalog location: an http(s) URL, or a local
@@ -253,7 +254,7 @@ func addBox(ctx context.Context, u *ui.UI, s *box.Store, req addRequest) (*box.B
 		return nil, err
 	}
 	u.Say(name, "Adding box %s version %s (provider %s) from catalog %s...", name, cv.Version, boxProvider, src)
-	b, err := fetchBox(ctx, u, s, name, dl, sum, box.AddOptions{Version: cv.Version, Force: req.Force, Source: dl.record(), Catalog: src.record()})
+	b, err := fetchBox(ctx, u, s, name, dl, sum, box.AddOptions{Version: cv.Version, Force: req.Force, Source: dl.record(), Catalog: src.record(), MaxSize: req.MaxSize})
 	if err != nil && req.Reuse {
 		if b, gerr := s.Get(name, cv.Version); gerr == nil {
 			return b, nil // another den added it meanwhile
@@ -280,7 +281,7 @@ func addBoxFile(ctx context.Context, u *ui.UI, s *box.Store, req addRequest, src
 	}
 	before := installedSet(s, req.Name)
 	u.Say(req.Name, "Adding box %s from %s...", req.Name, src)
-	b, err := fetchBox(ctx, u, s, req.Name, src, req.Checksum, box.AddOptions{Version: req.Version, Force: req.Force, Source: src.record()})
+	b, err := fetchBox(ctx, u, s, req.Name, src, req.Checksum, box.AddOptions{Version: req.Version, Force: req.Force, Source: src.record(), MaxSize: req.MaxSize})
 	if err != nil {
 		return nil, err
 	}
