@@ -77,7 +77,7 @@ func (l *loader) forward(b *hcl.Block) (Forward, bool) {
 		if v, good := l.value(a, cty.String); good {
 			ip, err := netip.ParseAddr(v.AsString())
 			if err != nil || ip.Zone() != "" {
-				l.errorf(a.Expr.Range(), "Invalid host_ip", `host_ip must be an IP address of this host, such as "127.0.0.1" (the default) or "0.0.0.0" for every address, not %q.`, v.AsString())
+				l.errorf(a.Expr.Range(), "Invalid host_ip", `host_ip must be an IP address of this host, such as "127.0.0.1" (the default), "0.0.0.0" for every IPv4 address or "::" for every IPv6 one, not %q.`, v.AsString())
 				ok = false
 			} else {
 				f.HostIP = ip.String()
