@@ -351,6 +351,9 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 			ly.box, ly.boxRange = &box, a.Expr.Range()
 			if strings.TrimSpace(box) == "" {
 				l.errorf(a.Expr.Range(), "Empty box", `box must name a box, e.g. "debian/bookworm"; 'den box list' shows the installed boxes.`)
+			} else if !validBoxName(box) {
+				l.errorf(a.Expr.Range(), "Invalid box name",
+					`%q is not a box name: write NAME or ORG/NAME with letters, digits, '.', '_' and '-', each part starting with a letter or digit, e.g. "debian/bookworm".`, box)
 			}
 		}
 	}
@@ -523,6 +526,15 @@ func (l *loader) memory(expr hcl.Expression) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// boxNameRE matches NAME or ORG/NAME, as the box store takes them.
+var boxNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$`)
+
+// validBoxName reports whether s can name a box: NAME or ORG/NAME, at most
+// 128 characters, without "..".
+func validBoxName(s string) bool {
+	return len(s) <= 128 && boxNameRE.MatchString(s) && !strings.Contains(s, "..")
 }
 
 // hostLabelRE matches one RFC 1123 hostname label.
