@@ -54,6 +54,9 @@ var validateCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		if err := checkHost(p, ms); err != nil {
+			return err
+		}
 		rel, _ := filepath.Rel(mustGetwd(), p.File)
 		fmt.Printf("%s is valid: %d machine(s)\n", rel, len(p.Machines))
 		for _, m := range ms {

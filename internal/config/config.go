@@ -41,6 +41,8 @@ type Project struct {
 	File     string     // absolute path of den.hcl
 	Dir      string     // absolute project folder
 	Machines []*Machine // in file order; exactly one, "default", without machine blocks
+
+	files map[string]*hcl.File // the parsed source, for later diagnostics
 }
 
 // Machine returns the machine called name.
@@ -69,6 +71,10 @@ type Machine struct {
 	Provisions []Provision // top-level ones, then the machine's own (one named like a top-level one takes its place)
 	Forwards   []Forward   // top-level ones first, then the machine's own
 	DefRange   hcl.Range   // the machine block's header; the start of the file for "default"
+
+	// Where memory, cpus and bridge were set (the top level's or the
+	// machine block's); the zero Range when unset.
+	MemoryRange, CPUsRange, BridgeRange hcl.Range
 }
 
 // SyncedFolder is a host folder bind-mounted into the guest.
@@ -140,6 +146,9 @@ type layer struct {
 	lxc        []KV
 	provisions []provision
 	forwards   []Forward
+
+	// the values' ranges, for diagnostics made after decoding
+	memoryRange, cpusRange, bridgeRange hcl.Range
 }
 
 // folder is a validated synced_folder block.
@@ -179,6 +188,7 @@ func Load(path string) (*Project, error) {
 	p := l.project(f.Body)
 	l.checkForwards(p)
 	p.File = abs
+	p.files = parser.Files()
 	if l.diags.HasErrors() {
 		sort.SliceStable(l.diags, func(i, j int) bool {
 			return subjectByte(l.diags[i]) < subjectByte(l.diags[j])
@@ -311,16 +321,16 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 			m.BoxURL = *ly.boxURL
 		}
 		if ly.memory != nil {
-			m.Memory = *ly.memory
+			m.Memory, m.MemoryRange = *ly.memory, ly.memoryRange
 		}
 		if ly.cpus != nil {
-			m.CPUs = *ly.cpus
+			m.CPUs, m.CPUsRange = *ly.cpus, ly.cpusRange
 		}
 		if ly.hostname != nil {
 			m.Hostname = *ly.hostname
 		}
 		if ly.bridge != nil {
-			m.Bridge = *ly.bridge
+			m.Bridge, m.BridgeRange = *ly.bridge, ly.bridgeRange
 		}
 		m.Forwards = append(m.Forwards, ly.forwards...)
 		for _, kv := range ly.lxc {
@@ -379,7 +389,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 		}
 	}
 	if a := attrs["memory"]; a != nil {
-		ly.memory = l.memory(a.Expr)
+		ly.memory, ly.memoryRange = l.memory(a.Expr), a.Expr.Range()
 	}
 	if a := attrs["cpus"]; a != nil {
 		if v, ok := l.value(a, cty.Number); ok {
@@ -388,7 +398,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 				l.errorf(a.Expr.Range(), "Invalid cpus", "cpus must be a positive whole number, e.g. 2; leave it out for no limit.")
 			} else {
 				cpus := int(n)
-				ly.cpus = &cpus
+				ly.cpus, ly.cpusRange = &cpus, a.Expr.Range()
 			}
 		}
 	}
@@ -405,7 +415,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	if a := attrs["bridge"]; a != nil {
 		if v, ok := l.value(a, cty.String); ok {
 			br := v.AsString()
-			ly.bridge = &br
+			ly.bridge, ly.bridgeRange = &br, a.Expr.Range()
 			if !validIfName(br) {
 				l.errorf(a.Expr.Range(), "Invalid bridge",
 					`%q is not a network interface name: use 1 to 15 characters without "/", ":" or spaces, e.g. "lxcbr0".`, br)
