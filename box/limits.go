@@ -119,8 +119,11 @@ func (b *budget) fits(n, files int64) error {
 // before it is written, refusing it when the box grows past max or the
 // filesystem would fill up.
 func (b *budget) take(size int64) error {
+	if size < 0 || size > b.max {
+		return b.tooLarge()
+	}
 	cost := max(blockSize, (size+blockSize-1)/blockSize*blockSize)
-	if size < 0 || cost > b.max-b.used {
+	if cost > b.max-b.used {
 		return b.tooLarge()
 	}
 	if b.used-b.atUsed >= restatEvery {

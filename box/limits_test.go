@@ -183,3 +183,23 @@ func TestAddRespectsContext(t *testing.T) {
 		t.Errorf("cancelled add: %v", err)
 	}
 }
+
+func TestBudgetTake(t *testing.T) {
+	b, err := newBudget(t.TempDir(), 1<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{-1, 1<<20 + 1, 1<<63 - 1, 1<<63 - 4000} {
+		if err := b.take(size); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("take(%d) = %v, want ErrTooLarge", size, err)
+		}
+	}
+	for range 256 { // 256 blocks of 4 KiB: 1 MiB
+		if err := b.take(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.take(0); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("257th entry: %v", err)
+	}
+}

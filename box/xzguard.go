@@ -159,11 +159,11 @@ func (g *xzGuard) step() error {
 			return nil
 		}
 		if g.records < 0 { // that was the number of records
-			g.records = 0
 			if g.indexLen > 10 {
 				return errors.New("xz: damaged index")
 			}
-			// The number itself is checked by the decoder; 2 VLIs each.
+			// The decoder checks the number against the blocks it read;
+			// each record is 2 VLIs.
 			g.records = 2 * g.blocks
 		} else {
 			g.records--
