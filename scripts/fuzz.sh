@@ -11,6 +11,12 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 fuzztime=${FUZZTIME:-20s}
 
+# Fuzzing workers that the fuzzer stops may leave their temporary folders:
+# give them one of ours, removed at the end.
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/den-fuzz.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+
 # "dir target" pairs, from the sources (go test -list would run TestMain,
 # which builds den and sets up the end-to-end tests).
 targets=$(git ls-files --cached --others --exclude-standard '*_test.go' 2>/dev/null || find . -name '*_test.go' -not -path './.git/*')
