@@ -48,6 +48,7 @@ type Request struct {
 	Version     string              // store a box file as this version ("" = its metadata, else 0)
 	Force       bool                // replace an installed version
 	Reuse       bool                // an installed version is the answer, not an error
+	MaxSize     int64               // the most the box may unpack to; 0 for DefaultMaxSize
 }
 
 // boxSource is a box file or catalog location: an http(s) URL, or a local
@@ -269,7 +270,7 @@ func (s *Store) Acquire(ctx context.Context, u ui.Reporter, req Request) (*Box, 
 		return nil, err
 	}
 	u.Say(name, "Adding box %s version %s (provider %s) from catalog %s...", name, cv.Version, FormatProvider, src)
-	b, err := s.fetchBox(ctx, u, name, dl, sum, AddOptions{Version: cv.Version, Force: req.Force, Source: dl.record(), Catalog: src.record()})
+	b, err := s.fetchBox(ctx, u, name, dl, sum, AddOptions{Version: cv.Version, Force: req.Force, Source: dl.record(), Catalog: src.record(), MaxSize: req.MaxSize})
 	if err != nil && req.Reuse {
 		if b, gerr := s.Get(name, cv.Version); gerr == nil {
 			return b, nil // another den added it meanwhile
@@ -296,7 +297,7 @@ func (s *Store) addBoxFile(ctx context.Context, u ui.Reporter, req Request, src 
 	}
 	before := s.installedSet(req.Name)
 	u.Say(req.Name, "Adding box %s from %s...", req.Name, src)
-	b, err := s.fetchBox(ctx, u, req.Name, src, req.Checksum, AddOptions{Version: req.Version, Force: req.Force, Source: src.record()})
+	b, err := s.fetchBox(ctx, u, req.Name, src, req.Checksum, AddOptions{Version: req.Version, Force: req.Force, Source: src.record(), MaxSize: req.MaxSize})
 	if err != nil {
 		return nil, err
 	}

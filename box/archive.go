@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/ui"
 )
 
 // Compression names a stream compression a box file or rootfs archive uses.
@@ -64,7 +65,9 @@ var (
 
 // Decompress detects the compression of r by its first bytes (never by a
 // file name) and returns a reader of the decompressed stream. A stream
-// that is none of gzip, xz or zstd is returned as it is (a plain tar).
+// that is none of gzip, xz or zstd is returned as it is (a plain tar). A
+// zstd window or xz dictionary above 128 MiB is refused before the decoder
+// allocates it.
 func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(6)
@@ -81,13 +84,13 @@ func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 		}
 		return z, Gzip, nil
 	case hasPrefix(head, magicXz):
-		z, err := xz.NewReader(br)
+		z, err := xz.NewReader(newXzGuard(br, maxWindow))
 		if err != nil {
 			return nil, "", fmt.Errorf("xz: %w", err)
 		}
 		return io.NopCloser(z), Xz, nil
 	case hasPrefix(head, magicZstd):
-		z, err := zstd.NewReader(br, zstd.WithDecoderLowmem(false))
+		z, err := zstd.NewReader(br, zstd.WithDecoderLowmem(false), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
 		if err != nil {
 			return nil, "", fmt.Errorf("zstd: %w", err)
 		}
@@ -102,8 +105,24 @@ func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)])
 
 type zstdReadCloser struct{ d *zstd.Decoder }
 
-func (z zstdReadCloser) Read(p []byte) (int, error) { return z.d.Read(p) }
-func (z zstdReadCloser) Close() error               { z.d.Close(); return nil }
+func (z zstdReadCloser) Read(p []byte) (int, error) {
+	n, err := z.d.Read(p)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = &windowError{fmt.Sprintf("zstd: the window is larger than %s, the most den (and the zstd tool) allows", ui.Bytes(maxWindow)), err}
+	}
+	return n, err
+}
+
+// windowError is a compressed stream refused for the memory its decoder
+// would need.
+type windowError struct {
+	msg string
+	err error
+}
+
+func (e *windowError) Error() string  { return e.msg }
+func (e *windowError) Unwrap() error  { return e.err }
+func (z zstdReadCloser) Close() error { z.d.Close(); return nil }
 
 // Compress returns a writer that compresses into w; fast picks the fastest
 // level (for data that is compressed already). Close flushes it but does not
@@ -156,6 +175,8 @@ type extractOptions struct {
 	chown   bool // apply the entries' owners (as root)
 	// dropped counts extended attributes den did not apply, by name.
 	dropped map[string]int
+	// budget, when set, is charged for every entry before it is written.
+	budget *budget
 }
 
 // extractTar unpacks the tar stream r into the empty folder dir. Every entry
@@ -205,7 +226,7 @@ func extractTar(r io.Reader, dir string, opts *extractOptions) error {
 		}
 		if err := x.entry(hdr, name, tr); err != nil {
 			var ae *ArchiveError
-			if errors.As(err, &ae) {
+			if errors.As(err, &ae) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNoSpace) {
 				return err
 			}
 			return &ArchiveError{opts.archive, hdr.Name, err.Error()}
@@ -307,6 +328,15 @@ func (x *extractor) entry(hdr *tar.Header, name string, r io.Reader) error {
 		}
 		x.dirs["."] = hdr
 		return nil
+	}
+	if b := x.opts.budget; b != nil {
+		size := int64(0)
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+			size = hdr.Size
+		}
+		if err := b.take(size); err != nil {
+			return err
+		}
 	}
 	if err := x.checkParents(name, true); err != nil {
 		return err

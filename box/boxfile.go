@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +31,10 @@ type AddOptions struct {
 	Progress func(done int64)
 	// Warn reports what den skipped or dropped; may be nil.
 	Warn func(format string, args ...any)
+	// MaxSize is the most the box may unpack to, in bytes (each file
+	// rounded up to 4 KiB); 0 means DefaultMaxSize. A box above it is
+	// refused with an error wrapping ErrTooLarge.
+	MaxSize int64
 }
 
 // rootfsNames are the rootfs archive names a box file may hold.
@@ -75,8 +80,18 @@ func (s *Store) Add(ctx context.Context, name string, r io.Reader, opts AddOptio
 			fsutil.RemoveTree(tmp)
 		}
 	}()
+	need := int64(0) // the box unpacks to at least its file's size
+	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			need = fi.Size()
+		}
+	}
+	bud, err := newBudget(tmp, opts.MaxSize, need)
+	if err != nil {
+		return nil, err
+	}
 	cr := &countingReader{ctx: ctx, r: r, progress: opts.Progress}
-	parts, err := readBoxFile(cr, rootfs, warn)
+	parts, err := readBoxFile(cr, rootfs, warn, bud)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -122,7 +137,7 @@ type boxParts struct {
 
 // readBoxFile reads the (compressed) outer tar of a box file, unpacking its
 // rootfs archive into rootfs as it streams by.
-func readBoxFile(r io.Reader, rootfs string, warn func(string, ...any)) (*boxParts, error) {
+func readBoxFile(r io.Reader, rootfs string, warn func(string, ...any), bud *budget) (*boxParts, error) {
 	dr, _, err := Decompress(r)
 	if err != nil {
 		return nil, err
@@ -131,11 +146,15 @@ func readBoxFile(r io.Reader, rootfs string, warn func(string, ...any)) (*boxPar
 	parts := &boxParts{}
 	var haveRootfs bool
 	dropped := map[string]int{}
-	tr := tar.NewReader(dr)
+	tr := tar.NewReader(bud.streamLimit(dr))
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		var we *windowError
+		if err != nil && (errors.Is(err, ErrTooLarge) || errors.As(err, &we)) {
+			return nil, err
 		}
 		if err != nil {
 			if haveRootfs || parts.metaRaw != nil {
@@ -171,12 +190,15 @@ func readBoxFile(r io.Reader, rootfs string, warn func(string, ...any)) (*boxPar
 			if parts.lxcConfig, err = readSmall(tr, hdr); err != nil {
 				return nil, err
 			}
+			if _, err := splitLXCConfig(parts.lxcConfig); err != nil {
+				return nil, fmt.Errorf("lxc-config: %w", err)
+			}
 		case slices.Contains(rootfsNames, name):
 			if haveRootfs {
 				return nil, &ArchiveError{"box file", hdr.Name, "a second rootfs archive"}
 			}
 			haveRootfs = true
-			if err := unpackRootfs(tr, name, rootfs, dropped); err != nil {
+			if err := unpackRootfs(tr, name, rootfs, dropped, bud); err != nil {
 				if errors.Is(err, io.ErrUnexpectedEOF) {
 					return nil, fmt.Errorf("the box file is truncated or damaged: %w", err)
 				}
@@ -216,20 +238,23 @@ func readSmall(r io.Reader, hdr *tar.Header) ([]byte, error) {
 
 // unpackRootfs extracts the rootfs archive (any compression, found by its
 // bytes) streaming from r.
-func unpackRootfs(r io.Reader, name, rootfs string, dropped map[string]int) error {
+func unpackRootfs(r io.Reader, name, rootfs string, dropped map[string]int, bud *budget) error {
 	dr, _, err := Decompress(r)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer dr.Close()
-	opts := &extractOptions{archive: name, devices: true, chown: os.Geteuid() == 0, dropped: dropped}
-	if err := extractTar(dr, rootfs, opts); err != nil {
+	lr := bud.streamLimit(dr)
+	opts := &extractOptions{archive: name, devices: true, chown: os.Geteuid() == 0, dropped: dropped, budget: bud}
+	if err := extractTar(lr, rootfs, opts); err != nil {
 		return err
 	}
 	// Whatever follows the tar's end (padding) must still be read, so the
 	// outer archive can go on.
-	_, err = io.Copy(io.Discard, dr)
-	return err
+	if _, err = io.Copy(io.Discard, lr); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 // countingReader reports progress and stops reading when ctx ends.

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/version"
@@ -51,16 +53,44 @@ func (b *Box) Rootfs() string { return filepath.Join(b.Dir, "rootfs") }
 func (b *Box) Size() (int64, error) { return b.Info.Size, nil }
 
 // LXCConfig returns the lines of the box's lxc-config (none when it has no
-// such file). They are untrusted: the provider applies only allowed keys.
+// such file), split as LXC splits them. They are untrusted: the provider
+// applies only allowed keys. A file holding a NUL or another control
+// character is refused with an error naming it and the line.
 func (b *Box) LXCConfig() ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(b.Dir, "lxc-config"))
+	path := filepath.Join(b.Dir, "lxc-config")
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return strings.Split(strings.TrimRight(string(data), "\n"), "\n"), nil
+	lines, err := splitLXCConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("box %q version %q: %s: %w; remove the box ('den box remove %s --version %s')", b.Name, b.Version, path, err, b.Name, b.Version)
+	}
+	return lines, nil
+}
+
+// splitLXCConfig splits a box's lxc-config on every line ending LXC knows:
+// liblxc 5.0 reads a config file as lines ended by '\r' or '\n' (any
+// number of them) and stops at a NUL. A line holding a NUL or any other
+// control character but a tab is refused, naming the line; "\r\n" counts
+// as one line ending.
+func splitLXCConfig(data []byte) ([]string, error) {
+	s := strings.ReplaceAll(string(data), "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		if j := strings.IndexFunc(l, func(r rune) bool { return r != '\t' && unicode.IsControl(r) }); j >= 0 {
+			r, _ := utf8.DecodeRuneInString(l[j:])
+			return nil, fmt.Errorf("line %d %q: control character %U", i+1, l, r)
+		}
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return nil, nil
+	}
+	return lines, nil
 }
 
 // Metadata is a box's metadata.json: vagrant-lxc's fields and den's own.

@@ -140,6 +140,7 @@ func TestAddRefusesMaliciousAndBrokenBoxes(t *testing.T) {
 		{"evil-outer-symlink.box", `"metadata.json" refused: a box file holds plain files only`},
 		{"evil-outer-device.box", `"lxc-config" refused: a box file holds plain files only`},
 		{"evil-outer-dotdot.box", `"../lxc-config" refused`},
+		{"evil-lxc-config-nul.box", `lxc-config: line 2 "lxc.init.cmd = /sbin/init\x00lxc.hook.pre-start = /bin/evil": control character U+0000`},
 		{"broken-truncated.box", `truncated or damaged`},
 		{"broken-no-metadata.box", `no metadata.json`},
 		{"broken-no-rootfs.box", `no rootfs archive`},
@@ -327,5 +328,38 @@ func TestLoginUser(t *testing.T) {
 	}
 	if got := (Metadata{Den: &DenMetadata{User: "dev"}}).LoginUser(); got != "dev" {
 		t.Errorf("den's login user field gives %q", got)
+	}
+}
+
+// TestLXCConfigLines checks that a box's lxc-config is split on every line
+// ending LXC knows (a hook hidden behind a CR is a line of its own, which
+// the provider drops) and that a stored file holding a control character is
+// refused, naming the file and the line.
+func TestLXCConfigLines(t *testing.T) {
+	s := NewStore(t.TempDir())
+	b, err := addFile(t, s, "test/cr", "evil-lxc-config-cr.box", AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := b.LXCConfig()
+	want := []string{"lxc.arch = amd64", "lxc.init.cmd = /sbin/init", "lxc.hook.pre-start = /bin/evil"}
+	if err != nil || !slices.Equal(lines, want) {
+		t.Fatalf("LXCConfig = %q, %v; want %q", lines, err, want)
+	}
+	path := filepath.Join(b.Dir, "lxc-config")
+	for _, data := range []string{"lxc.arch = amd64\nlxc.init.cmd = /x\x00lxc.hook.pre-start = /bin/evil\n", "lxc.arch = amd64\r\nlxc.init.cmd = /x\x1blxc.hook.pre-start = /bin/evil"} {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.LXCConfig()
+		if err == nil || !strings.Contains(err.Error(), path+": line 2 ") || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("LXCConfig of a tampered file: %v; want an error naming %s and line 2", err, path)
+		}
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if lines, err := b.LXCConfig(); err != nil || len(lines) != 0 {
+		t.Errorf("empty lxc-config: %q, %v", lines, err)
 	}
 }

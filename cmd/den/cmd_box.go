@@ -42,12 +42,13 @@ var boxAddCommand = &cli.Command{
 		&cli.StringFlag{Name: "checksum", Usage: "expected checksum of a box file, `TYPE:HEX` (sha256, sha512, sha384, sha1, md5)"},
 		&cli.StringFlag{Name: "version", Usage: "store a box file as `VERSION` (default: the box's metadata, else 0)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace the same version if installed"},
+		maxSizeFlag,
 	},
 	Action: func(cliCtx *cli.Context) error {
 		if err := checkArgs(cliCtx, 1, 2); err != nil {
 			return err
 		}
-		req := box.Request{Source: cliCtx.Args().Get(0), Version: cliCtx.String("version"), Force: cliCtx.Bool("force")}
+		req := box.Request{Source: cliCtx.Args().Get(0), Version: cliCtx.String("version"), Force: cliCtx.Bool("force"), MaxSize: maxSize(cliCtx)}
 		if cliCtx.NArg() == 2 {
 			req.Name, req.Source = cliCtx.Args().Get(0), cliCtx.Args().Get(1)
 			if err := box.CheckName(req.Name); err != nil {

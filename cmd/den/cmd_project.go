@@ -65,6 +65,13 @@ var validateCommand = &cli.Command{
 		if err != nil {
 			return usage(err)
 		}
+		env, err := newEnv()
+		if err != nil {
+			return err
+		}
+		if err := env.CheckHost(p, ms); err != nil {
+			return err
+		}
 		rel, _ := filepath.Rel(mustGetwd(), p.File)
 		fmt.Printf("%s is valid: %d machine(s)\n", rel, len(p.Machines))
 		for _, m := range ms {

@@ -40,6 +40,8 @@ type Project struct {
 	File     string     // absolute path of den.hcl
 	Dir      string     // absolute project folder
 	Machines []*Machine // in file order; exactly one, "default", without machine blocks
+
+	files map[string]*hcl.File // the parsed source, for later diagnostics
 }
 
 // Machine returns the machine called name.
@@ -70,6 +72,10 @@ type Machine struct {
 	DefRange   hcl.Range   // the machine block's header; the start of the file for "default"
 	Primary    bool        // the machine ssh and other single-machine commands pick when none is named
 	SSH        SSH         // ssh { forward_agent, forward_env }
+
+	// Where memory, cpus and bridge were set (the top level's or the
+	// machine block's); the zero Range when unset.
+	MemoryRange, CPUsRange, BridgeRange hcl.Range
 }
 
 // SyncedFolder is a host folder bind-mounted into the guest.
@@ -147,6 +153,9 @@ type layer struct {
 	lxc          []KV
 	provisions   []provision
 	forwards     []Forward
+
+	// the values' ranges, for diagnostics made after decoding
+	memoryRange, cpusRange, bridgeRange hcl.Range
 }
 
 // folder is a validated synced_folder block.
@@ -207,6 +216,7 @@ func LoadWith(path string, opts LoadOptions) (*Project, error) {
 	p := l.project(f.Body)
 	l.checkForwards(p)
 	p.File = abs
+	p.files = parser.Files()
 	if l.diags.HasErrors() {
 		sort.SliceStable(l.diags, func(i, j int) bool {
 			return subjectByte(l.diags[i]) < subjectByte(l.diags[j])
@@ -351,16 +361,16 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 			m.BoxURL = *ly.boxURL
 		}
 		if ly.memory != nil {
-			m.Memory = *ly.memory
+			m.Memory, m.MemoryRange = *ly.memory, ly.memoryRange
 		}
 		if ly.cpus != nil {
-			m.CPUs = *ly.cpus
+			m.CPUs, m.CPUsRange = *ly.cpus, ly.cpusRange
 		}
 		if ly.hostname != nil {
 			m.Hostname = *ly.hostname
 		}
 		if ly.bridge != nil {
-			m.Bridge = *ly.bridge
+			m.Bridge, m.BridgeRange = *ly.bridge, ly.bridgeRange
 		}
 		ly.ssh.merge(&m.SSH)
 		m.Forwards = append(m.Forwards, ly.forwards...)
@@ -392,6 +402,9 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 			ly.box, ly.boxRange = &box, a.Expr.Range()
 			if strings.TrimSpace(box) == "" {
 				l.errorf(a.Expr.Range(), "Empty box", `box must name a box, e.g. "debian/bookworm"; 'den box list' shows the installed boxes.`)
+			} else if !validBoxName(box) {
+				l.errorf(a.Expr.Range(), "Invalid box name",
+					`%q is not a box name: write NAME or ORG/NAME with letters, digits, '.', '_' and '-', each part starting with a letter or digit, e.g. "debian/bookworm".`, box)
 			}
 		}
 	}
@@ -417,7 +430,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 		}
 	}
 	if a := attrs["memory"]; a != nil {
-		ly.memory = l.memory(a.Expr)
+		ly.memory, ly.memoryRange = l.memory(a.Expr), a.Expr.Range()
 	}
 	if a := attrs["cpus"]; a != nil {
 		if v, ok := l.value(a, cty.Number); ok {
@@ -426,7 +439,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 				l.errorf(a.Expr.Range(), "Invalid cpus", "cpus must be a positive whole number, e.g. 2; leave it out for no limit.")
 			} else {
 				cpus := int(n)
-				ly.cpus = &cpus
+				ly.cpus, ly.cpusRange = &cpus, a.Expr.Range()
 			}
 		}
 	}
@@ -453,7 +466,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	if a := attrs["bridge"]; a != nil {
 		if v, ok := l.value(a, cty.String); ok {
 			br := v.AsString()
-			ly.bridge = &br
+			ly.bridge, ly.bridgeRange = &br, a.Expr.Range()
 			if !validIfName(br) {
 				l.errorf(a.Expr.Range(), "Invalid bridge",
 					`%q is not a network interface name: use 1 to 15 characters without "/", ":" or spaces, e.g. "lxcbr0".`, br)
@@ -575,6 +588,15 @@ func (l *loader) memory(expr hcl.Expression) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// boxNameRE matches NAME or ORG/NAME, as the box store takes them.
+var boxNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$`)
+
+// validBoxName reports whether s can name a box: NAME or ORG/NAME, at most
+// 128 characters, without "..".
+func validBoxName(s string) bool {
+	return len(s) <= 128 && boxNameRE.MatchString(s) && !strings.Contains(s, "..")
 }
 
 // hostLabelRE matches one RFC 1123 hostname label.

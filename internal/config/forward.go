@@ -22,6 +22,9 @@ type Forward struct {
 	Protocol string // "tcp" or "udp"
 	HostIP   string // an IP literal; DefaultForwardIP by default
 	DefRange hcl.Range
+	// HostRange and HostIPRange are where host and host_ip were set;
+	// HostIPRange is the zero Range when host_ip is left out.
+	HostRange, HostIPRange hcl.Range
 }
 
 // String is "127.0.0.1:8080 -> 80/tcp".
@@ -62,6 +65,9 @@ func (l *loader) forward(b *hcl.Block) (Forward, bool) {
 	}
 	port("guest", &f.Guest)
 	port("host", &f.Host)
+	if a := content.Attributes["host"]; a != nil {
+		f.HostRange = a.Expr.Range()
+	}
 	if a := content.Attributes["protocol"]; a != nil {
 		if v, good := l.value(a, cty.String); good {
 			f.Protocol = v.AsString()
@@ -77,10 +83,10 @@ func (l *loader) forward(b *hcl.Block) (Forward, bool) {
 		if v, good := l.value(a, cty.String); good {
 			ip, err := netip.ParseAddr(v.AsString())
 			if err != nil || ip.Zone() != "" {
-				l.errorf(a.Expr.Range(), "Invalid host_ip", `host_ip must be an IP address of this host, such as "127.0.0.1" (the default) or "0.0.0.0" for every address, not %q.`, v.AsString())
+				l.errorf(a.Expr.Range(), "Invalid host_ip", `host_ip must be an IP address of this host, such as "127.0.0.1" (the default), "0.0.0.0" for every IPv4 address or "::" for every IPv6 one, not %q.`, v.AsString())
 				ok = false
 			} else {
-				f.HostIP = ip.String()
+				f.HostIP, f.HostIPRange = ip.String(), a.Expr.Range()
 			}
 		} else {
 			ok = false

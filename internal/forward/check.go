@@ -93,18 +93,31 @@ func CheckFree(rules []Rule) error {
 	return join(errs)
 }
 
-// bind listens on the rule's host address: a *net.TCPListener or a
-// *net.UDPConn, or a *BindError.
+// bind listens on the rule's host address, in its address family only:
+// 0.0.0.0, an IPv4 address or an IPv4-mapped one on IPv4 ("tcp4",
+// "udp4"), :: and other IPv6 addresses on IPv6 ("tcp6", "udp6", which Go
+// makes IPv6-only). Go's "tcp" on 0.0.0.0 would make a dual-stack socket
+// that also opens the port on every IPv6 address. It returns a
+// *net.TCPListener or a *net.UDPConn, or a *BindError.
 func bind(r Rule) (interface{ Close() error }, error) {
 	var (
 		c   interface{ Close() error }
 		err error
 	)
+	ip, perr := netip.ParseAddr(r.HostIP)
+	if perr != nil {
+		return nil, fmt.Errorf("forward %s: host_ip %q is not an IP address", r, r.HostIP)
+	}
+	family, addr := "6", r.hostAddr()
+	if ip.Unmap().Is4() {
+		family = "4"
+		addr = netip.AddrPortFrom(ip.Unmap(), uint16(r.HostPort)).String()
+	}
 	switch r.Protocol {
 	case TCP:
-		c, err = net.Listen("tcp", r.hostAddr())
+		c, err = net.Listen(TCP+family, addr)
 	case UDP:
-		c, err = net.ListenPacket("udp", r.hostAddr())
+		c, err = net.ListenPacket(UDP+family, addr)
 	default:
 		return nil, fmt.Errorf("forward %s: protocol %q is not \"tcp\" or \"udp\"", r, r.Protocol)
 	}
@@ -116,10 +129,10 @@ func bind(r Rule) (interface{ Close() error }, error) {
 
 // Conflicts reports rules that cannot all be bound at once: two rules with
 // the same protocol and host port whose host addresses overlap. Equal
-// addresses overlap; 0.0.0.0 overlaps every IPv4 address; "::" overlaps
-// every address, IPv4 included, since den listens dual-stack on it. 0.0.0.0
-// and a specific IPv6 address such as ::1 do not overlap: Linux binds both.
-// The error lists every pair, each a *ConflictError.
+// addresses overlap; 0.0.0.0 overlaps every IPv4 address and "::" every
+// IPv6 address (den listens on each family alone), so 0.0.0.0 and "::"
+// do not overlap: Linux binds both. The error lists every pair, each a
+// *ConflictError.
 func Conflicts(rules []Rule) error {
 	var errs []error
 	for i, a := range rules {
@@ -144,8 +157,10 @@ func Overlap(a, b string) bool {
 	switch {
 	case x == y:
 		return true
-	case x == netip.IPv6Unspecified() || y == netip.IPv6Unspecified():
-		return true
+	case x == netip.IPv6Unspecified():
+		return y.Is6()
+	case y == netip.IPv6Unspecified():
+		return x.Is6()
 	case x == netip.IPv4Unspecified():
 		return y.Is4()
 	case y == netip.IPv4Unspecified():

@@ -42,10 +42,12 @@ func TestConflicts(t *testing.T) {
 			rules: []Rule{udp(tcpRule("10.1.2.3", 53)), udp(tcpRule("0.0.0.0", 53))},
 			want:  []string{"both use host port 53 (udp)"},
 		},
+		{name: "ipv6 any and ipv4 loopback", rules: []Rule{tcpRule("::", 8080), tcpRule("127.0.0.1", 8080)}},
+		{name: "ipv6 any and ipv4 any", rules: []Rule{tcpRule("0.0.0.0", 8080), tcpRule("::", 8080)}},
 		{
-			name:  "ipv6 any covers ipv4",
-			rules: []Rule{tcpRule("::", 8080), tcpRule("127.0.0.1", 8080)},
-			want:  []string{"[::]:8080 -> 10.0.3.254:80/tcp and 127.0.0.1:8080"},
+			name:  "ipv6 any covers ipv6",
+			rules: []Rule{tcpRule("::", 8080), tcpRule("::1", 8080)},
+			want:  []string{"[::]:8080 -> 10.0.3.254:80/tcp and [::1]:8080"},
 		},
 		{
 			name:  "mapped ipv4",

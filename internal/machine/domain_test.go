@@ -806,12 +806,13 @@ machine "two" {}
 	other := newWorld(t)
 	q := other.project(fmt.Sprintf("box = \"test/box\"\n\nforward {\n  guest = 22\n  host  = %d\n}\n", port))
 	err := other.env.Up(ctx, other.machines(q), UpOptions{})
-	want := fmt.Sprintf(`den.hcl:3:1: host port 127.0.0.1:%d (tcp) is in use by den machine "one" of %s`, port, w.dir)
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("port clash:\n%v\nwant it to contain %s", err, want)
+	want := fmt.Sprintf(`Host port %d/tcp on 127.0.0.1 is in use by den machine "one" of %s (its port forwarder, pid `, port, w.dir)
+	var diag *config.DiagError
+	if !errors.As(err, &diag) || len(diag.Diags) != 1 || !strings.Contains(diag.Diags[0].Detail, want) || diag.Diags[0].Subject.Start.Line != 5 {
+		t.Errorf("port clash: %v\nwant a diagnostic at the host line saying %s", err, want)
 	}
-	if st := other.state(other.machines(q)[0]); st != provider.NotCreated && st != provider.Stopped {
-		t.Errorf("the machine started despite the clash: %s", st)
+	if st := other.state(other.machines(q)[0]); st != provider.NotCreated {
+		t.Errorf("the machine was made despite the clash: %s", st)
 	}
 	must(t, w.env.Halt(ctx, ms, false, time.Second))
 }

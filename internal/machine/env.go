@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/layout"
 	"github.com/den-dev/den/internal/ui"
@@ -40,6 +41,9 @@ type Env struct {
 	// which den appends its flags and rules (default: this program's own
 	// binary with ForwardCommand).
 	Forwarder []string
+	// HostFacts reads what CheckHost holds den.hcl against (default
+	// config.HostFactsNow: this host).
+	HostFacts func() (config.HostFacts, error)
 
 	providers map[string]provider.Provider
 	fallback  string // the provider of machines whose den.hcl names none

@@ -95,12 +95,9 @@ func portClash(m *Machine, err error) string {
 				where = fmt.Sprintf("%s:%d:%d", f.DefRange.Filename, f.DefRange.Start.Line, f.DefRange.Start.Column)
 			}
 		}
-		who := "another program"
-		if pid, cmd := forward.Holder(be.Rule); pid != 0 {
-			who = fmt.Sprintf("pid %d (%s)", pid, strings.Join(cmd, " "))
-			if owner := denForwarder(cmd); owner != "" {
-				who = fmt.Sprintf("%s (its port forwarder, pid %d)", owner, pid)
-			}
+		who := portHolder(be.Rule)
+		if who == "" {
+			who = "another program"
 		}
 		lines = append(lines, fmt.Sprintf("  %s: host port %s:%d (%s) is in use by %s; free it or change host there", where, be.Rule.HostIP, be.Rule.HostPort, be.Rule.Protocol, who))
 	}

@@ -99,6 +99,12 @@ func (e *Env) reserveAll(ctx context.Context, ms []*Machine) error {
 // project. Each machine's lock is held for its whole up. One machine's
 // failure does not stop the others; every failure names its machine.
 func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
+	if len(ms) > 0 {
+		// den.hcl against this host, before anything is created.
+		if err := e.CheckHost(ms[0].Project, ms); err != nil {
+			return err
+		}
+	}
 	if err := e.reserveAll(ctx, ms); err != nil {
 		return err
 	}
@@ -116,6 +122,11 @@ func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
 // den.hcl (memory, cpus, synced folders, forwards, lxc config), keeping
 // its disk, under the machine's lock throughout.
 func (e *Env) Reload(ctx context.Context, ms []*Machine, opts UpOptions, timeout time.Duration) error {
+	if len(ms) > 0 {
+		if err := e.CheckHost(ms[0].Project, ms); err != nil {
+			return err
+		}
+	}
 	if err := e.reserveAll(ctx, ms); err != nil {
 		return err
 	}

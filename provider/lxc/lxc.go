@@ -129,7 +129,7 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if err := os.Chmod(up, os.FileMode(rootSt.Mode&0o777)); err != nil {
 		return err
 	}
-	if _, dropped := FilterBoxConfig(spec.BoxConfig); spec.Warn != nil {
+	if _, dropped, _ := FilterBoxConfig(spec.BoxConfig); spec.Warn != nil {
 		for _, d := range dropped {
 			spec.Warn("box lxc-config line dropped (a box may not set it): %s", d)
 		}
@@ -320,7 +320,10 @@ func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
 	for _, m := range spec.Mounts {
 		kv = append(kv, [2]string{"lxc.mount.entry", mountEntry(m)})
 	}
-	allowed, _ := FilterBoxConfig(spec.BoxConfig)
+	allowed, _, err := FilterBoxConfig(spec.BoxConfig)
+	if err != nil {
+		return nil, fmt.Errorf("box config %s refused: %w", filepath.Join(filepath.Dir(spec.Rootfs), "lxc-config"), err)
+	}
 	kv = append(kv, allowed...)
 	kv = append(kv, spec.RawConfig...)
 	return kv, nil
@@ -413,47 +416,6 @@ func cpuset(n int) (string, error) {
 		parts[i] = strconv.Itoa(cpus[i])
 	}
 	return strings.Join(parts, ","), nil
-}
-
-// boxKeys are the only LXC keys a box's lxc-config may set: none of them
-// runs host code, adds mounts or devices, or touches the rootfs or id maps.
-var boxKeys = map[string]bool{
-	"lxc.arch":            true,
-	"lxc.tty.max":         true,
-	"lxc.pty.max":         true,
-	"lxc.signal.halt":     true,
-	"lxc.signal.reboot":   true,
-	"lxc.signal.stop":     true,
-	"lxc.environment":     true,
-	"lxc.init.cmd":        true,
-	"lxc.init.cwd":        true,
-	"lxc.init.uid":        true,
-	"lxc.init.gid":        true,
-	"lxc.console.size":    true,
-	"lxc.ephemeral":       false,
-	"lxc.start.auto":      false,
-	"lxc.cap.drop":        true,
-	"lxc.seccomp.profile": false,
-}
-
-// FilterBoxConfig splits a box's lxc-config lines into the allowed keys and
-// the lines den drops (to be reported). Legacy keys (lxc.utsname etc.) and
-// everything not allowlisted are dropped.
-func FilterBoxConfig(lines []string) (allowed [][2]string, dropped []string) {
-	for _, l := range lines {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(l, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if ok && boxKeys[k] {
-			allowed = append(allowed, [2]string{k, v})
-			continue
-		}
-		dropped = append(dropped, l)
-	}
-	return allowed, dropped
 }
 
 // Start writes spec's config and starts the container, waiting until LXC

@@ -19,17 +19,7 @@ import (
 // config naming an overlay of a tiny box, and an upper layer with a file.
 func stoppedMachine(t *testing.T) (*Provider, string, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root; CI=true does not allow skipping")
-		}
-		t.Skip("needs root (LXC reads the container config as root)")
-	}
-	base := t.TempDir()
-	p, err := New(filepath.Join(base, "machines"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, base := rootProvider(t)
 	lower := filepath.Join(base, "box", "rootfs")
 	put(t, filepath.Join(lower, "etc/os-release"), "box")
 	put(t, filepath.Join(lower, "etc/box-only"), "box only")

@@ -11,7 +11,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"log"
 	"os"
 	"path/filepath"
@@ -156,6 +158,22 @@ func main() {
 		"evil-outer-device.box":  box(gz(tarOf(base)), entry{name: "lxc-config", typ: tar.TypeChar, major: 1, mode: 0o666}),
 		"evil-outer-dotdot.box":  box(gz(tarOf(base)), entry{name: "../lxc-config", typ: tar.TypeReg, body: "x"}),
 
+		// A second lxc-config line behind a line ending LXC knows (CR: the
+		// store splits there too, so the hook is a line of its own, which
+		// the provider drops) or behind a NUL (refused).
+		"evil-lxc-config-cr.box":  box(gz(tarOf(base)), entry{name: "lxc-config", typ: tar.TypeReg, body: "lxc.arch = amd64\r\nlxc.init.cmd = /sbin/init\rlxc.hook.pre-start = /bin/evil\n"}),
+		"evil-lxc-config-nul.box": box(gz(tarOf(base)), entry{name: "lxc-config", typ: tar.TypeReg, body: "lxc.arch = amd64\nlxc.init.cmd = /sbin/init\x00lxc.hook.pre-start = /bin/evil\n"}),
+
+		// Bombs: tiny box files that unpack to far more than they weigh, or
+		// make a decoder allocate a huge window. The box tests add them with
+		// a small size limit; each must be refused early, leaving nothing.
+		"bomb-files.box":         zstBox(tarOf(append(append([]entry{}, base...), zeroFiles(32, 1<<20)...))),
+		"bomb-declared.box":      zstBox(declared(1 << 40)),
+		"bomb-trailing.box":      zstBox(append(tarOf(base), make([]byte, 64<<20)...)),
+		"bomb-outer-skipped.box": zst(tarOf([]entry{{name: "metadata.json", typ: tar.TypeReg, body: meta}, {name: "padding", typ: tar.TypeReg, body: string(make([]byte, 64<<20))}, {name: "rootfs.tar.zst", typ: tar.TypeReg, body: string(zst(tarOf(base)))}})),
+		"bomb-zstd-window.box":   zstdWindowBomb(29, 384<<20),
+		"bomb-xz-dict.box":       xzDictBomb(36),
+
 		// Broken boxes.
 		"broken-truncated.box":   box(gz(tarOf(base)))[:600],
 		"broken-no-metadata.box": gz(tarOf([]entry{{name: "rootfs.tar.gz", typ: tar.TypeReg, body: string(gz(tarOf(base)))}})),
@@ -168,6 +186,80 @@ func main() {
 		must(os.WriteFile(filepath.Join(dir, name), data, 0o644))
 	}
 	fmt.Printf("wrote %d box files in %s\n", len(files), dir)
+}
+
+// zstBox is a box file (plain outer tar) whose rootfs archive is the zstd
+// compressed tar rootfs.
+func zstBox(rootfs []byte) []byte {
+	return tarOf([]entry{{name: "metadata.json", typ: tar.TypeReg, body: meta}, {name: "rootfs.tar.zst", typ: tar.TypeReg, body: string(zst(rootfs))}})
+}
+
+// zeroFiles are n files of size zero bytes each.
+func zeroFiles(n, size int) []entry {
+	var out []entry
+	for i := range n {
+		out = append(out, entry{name: fmt.Sprintf("rootfs/zero%02d", i), typ: tar.TypeReg, body: string(make([]byte, size))})
+	}
+	return out
+}
+
+// declared is the base rootfs tar, then the header of a file that says it
+// holds size bytes, followed by one block of them and nothing more.
+func declared(size int64) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range base {
+		must(tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: 0o755, ModTime: epoch, Size: int64(len(e.body)), Format: tar.FormatPAX}))
+		tw.Write([]byte(e.body))
+	}
+	must(tw.WriteHeader(&tar.Header{Name: "rootfs/huge", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: epoch, Size: size, Format: tar.FormatPAX}))
+	tw.Write(make([]byte, 512))
+	return buf.Bytes() // the writer is never closed: the file is cut short
+}
+
+// zstdWindowBomb is a zstd frame written by hand whose header asks for a
+// window of 1<<windowLog bytes: a tar header of a file "padding" of size
+// bytes (a raw block), the file as run-length blocks of zeros, then the
+// rest of the tar (zeros: its end). A decoder that grants the window keeps
+// up to that much history in memory while den skips the file.
+func zstdWindowBomb(windowLog int, size int) []byte {
+	var t bytes.Buffer
+	tw := tar.NewWriter(&t)
+	must(tw.WriteHeader(&tar.Header{Name: "padding", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: epoch, Size: int64(size), Format: tar.FormatUSTAR}))
+	hdr := t.Bytes()
+	frame := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, byte(windowLog-10) << 3}
+	block := func(last bool, typ, n int, body []byte) {
+		v := uint32(n)<<3 | uint32(typ)<<1
+		if last {
+			v |= 1
+		}
+		frame = append(frame, byte(v), byte(v>>8), byte(v>>16))
+		frame = append(frame, body...)
+	}
+	block(false, 0, len(hdr), hdr)
+	const rle = 128 << 10
+	for n := size + 1024; n > 0; n -= rle {
+		block(n <= rle, 1, min(n, rle), []byte{0})
+	}
+	return frame
+}
+
+// xzDictBomb is good-xz.box with its first block header patched to ask
+// for an LZMA2 dictionary of the size dictionary code c gives (36: 1 GiB);
+// the data still decodes, since a larger dictionary is no harm to it.
+func xzDictBomb(c byte) []byte {
+	b := xzc(tarOf([]entry{{name: "metadata.json", typ: tar.TypeReg, body: meta}, {name: "rootfs.tar.xz", typ: tar.TypeReg, body: string(xzc(tarOf(base)))}}))
+	// Stream header: 12 bytes. Block header: size byte, flags, then the
+	// filter flags (ID 0x21, property size 1, dictionary code), padding
+	// and a CRC32 of everything before it.
+	h := b[12:]
+	n := (int(h[0]) + 1) * 4
+	if h[1]&0xc0 != 0 || h[2] != 0x21 || h[3] != 1 {
+		log.Fatalf("unexpected xz block header % x", h[:n])
+	}
+	h[4] = c
+	binary.LittleEndian.PutUint32(h[n-4:], crc32.ChecksumIEEE(h[:n-4]))
+	return b
 }
 
 func must(err error) {

@@ -1,0 +1,7 @@
+box = "debian/bookworm"
+
+machine "a" {
+  bridge = "br-missing"
+}
+
+machine "b" {}
