@@ -295,7 +295,7 @@ func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
 		kv = append(kv, [2]string{"lxc.apparmor.profile", "unconfined"})
 	}
 	if spec.Nesting {
-		kv = append(kv, nestingConfig(apparmor)...)
+		kv = append(kv, nestingConfig(apparmor, spec.IDBase != 0)...)
 	}
 	n := spec.Network
 	if n.Bridge != "" {
@@ -421,13 +421,21 @@ func treeEntry(f folderMount) string {
 // mounted once more where nothing covers them (/dev/.lxc/proc and
 // /dev/.lxc/sys, as LXC's nesting.conf does), since the kernel lets a
 // user namespace mount proc or sysfs only where a whole one is visible;
-// and, under AppArmor, LXC's generated profile with nesting allowed. In an
-// unprivileged machine, what these show of the host stays the host root's:
-// nothing global becomes writable.
-func nestingConfig(apparmor bool) [][2]string {
+// every cgroup v1 hierarchy mounted read-write at the machine's own
+// cgroup (with common.conf's cgroup:mixed, cpu and cpuacct stayed
+// unmounted in a bookworm guest on a hybrid host, and LXC in the guest
+// could not start); and, under AppArmor, LXC's generated profile with
+// nesting allowed. In an unprivileged machine what these show of the host
+// stays the host root's: nothing global becomes writable, and the
+// machine's own limits stay root's (files LXC does not give the machine).
+// A privileged machine keeps cgroup:mixed: its root is the host's.
+func nestingConfig(apparmor, unprivileged bool) [][2]string {
 	kv := [][2]string{
 		{"lxc.mount.entry", "proc dev/.lxc/proc proc create=dir,optional 0 0"},
 		{"lxc.mount.entry", "sys dev/.lxc/sys sysfs create=dir,optional 0 0"},
+	}
+	if unprivileged {
+		kv = append(kv, [2]string{"lxc.mount.auto", "cgroup:rw:force"})
 	}
 	if apparmor {
 		kv = append(kv, [2]string{"lxc.apparmor.allow_nesting", "1"})
@@ -573,6 +581,9 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) (err error) {
 	}()
 	if spec.IDBase != 0 {
 		if err := checkBase(spec.IDBase); err != nil {
+			return err
+		}
+		if err := checkTraversable(p.Path); err != nil {
 			return err
 		}
 		// LXC maps ids through newuidmap when the uidmap package is

@@ -141,6 +141,24 @@ func checkBase(base uint32) error {
 	return nil
 }
 
+// checkTraversable makes sure an unprivileged machine's root can pass
+// through every folder of the LXC path, as liblxc requires before it
+// starts one (it refuses with "Could not access ...").
+func checkTraversable(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("an unprivileged machine's root must pass through %s to start, but its mode is %04o: run 'chmod o+x %s', or use a DEN_HOME whose folders others may enter", d, fi.Mode().Perm(), d)
+		}
+		if filepath.Dir(d) == d {
+			return nil
+		}
+	}
+}
+
 // AllocateIDs reserves den's id block when it is not yet (idmap.Files.Reserve:
 // root's line in /etc/subuid and /etc/subgid), then returns prefer when it
 // is a range of the block that nothing uses, else the block's first free
