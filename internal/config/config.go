@@ -448,7 +448,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	if a := attrs["privileged"]; a != nil {
 		if v, ok := l.value(a, cty.Bool); ok {
 			priv := v.True()
-			ly.privileged, ly.privRange = &priv, a.Expr.Range()
+			ly.privileged, ly.privRange = &priv, a.Range
 			if priv {
 				l.warnings = append(l.warnings, &hcl.Diagnostic{
 					Severity: hcl.DiagWarning,

@@ -228,7 +228,15 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 			return err
 		}
 		if client, err = e.waitSSH(ctx, m, rec, prov); err != nil {
-			return err
+			// It was on its way down (a halt whose den was killed):
+			// start it again.
+			if errdefs.KindOf(err) != errdefs.NotRunning {
+				return err
+			}
+			e.UI.Say(name, "The machine stopped meanwhile (a shutdown was under way); starting it again...")
+			if client, err = e.start(ctx, m, rec, prov); err != nil {
+				return err
+			}
 		}
 	case provider.Frozen:
 		return errdefs.Machinef(errdefs.Frozen, name, "machine %q is suspended: run 'den resume %s'", name, name)
@@ -881,10 +889,34 @@ func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record, prov provide
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// A machine that stops meanwhile (its guest powered off, or a halt
+	// whose den was killed is finishing) will not answer: say so at once.
+	stopped := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+				if st, err := prov.State(wctx, rec.Container); err == nil && st == provider.Stopped {
+					close(stopped)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	c, err := sshx.WaitReady(wctx, t, 50*time.Millisecond)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
+		}
+		select {
+		case <-stopped:
+			return nil, errdefs.Machinef(errdefs.NotRunning, m.Name(), "machine %q stopped while den waited for its sshd (see %s)", m.Name(), prov.Hints(rec.Container).Log)
+		default:
 		}
 		info, _ := prov.Inspect(ctx, rec.Container)
 		h := prov.Hints(rec.Container)

@@ -135,7 +135,7 @@ func TestPrivilegedOptIn(t *testing.T) {
 	if spec, _ := w.prov.Spec(rec.Container); spec.IDBase != 0 {
 		t.Errorf("a privileged machine started with id base %d", spec.IDBase)
 	}
-	if !w.said("default", "den.hcl:2:1") {
+	if !w.said("default", "den.hcl:2:1)") {
 		t.Errorf("up did not warn about privileged = true with its place: %+v", w.events)
 	}
 	all, err := w.env.Status(ctx, ms)
