@@ -340,7 +340,13 @@ func (p *Provider) mountLayers(spec *provider.Spec) (err error) {
 // keeps the parent's map.
 func (p *Provider) mountFolder(spec *provider.Spec, plan []folderMount, f folderMount) error {
 	if f.parent < 0 {
-		if err := os.Mkdir(f.dir, 0o700); err != nil {
+		var err error
+		if f.File {
+			err = os.WriteFile(f.dir, nil, 0o600)
+		} else {
+			err = os.Mkdir(f.dir, 0o700)
+		}
+		if err != nil {
 			return err
 		}
 	} else {
