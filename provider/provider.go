@@ -46,7 +46,11 @@ func (s State) String() string {
 // ErrNotSupported is returned by optional abilities a provider lacks.
 var ErrNotSupported = errdefs.With(errdefs.Unsupported, errors.New("not supported by this provider"))
 
-// Mount is a host folder (or file) made visible in the guest.
+// Mount is a host folder (or file) made visible in the guest. A mount
+// whose Target lies inside an earlier mount's Target is laid over that one
+// (den's guards: den.hcl read-only over itself, .den/ hidden); in an
+// unprivileged machine such a mount must be ReadOnly, and guest root can
+// neither unmount nor remount it.
 type Mount struct {
 	Source   string // absolute host path
 	Target   string // absolute guest path
@@ -81,9 +85,29 @@ type Spec struct {
 	RawConfig [][2]string
 	// Prepare writes into the machine's own filesystem before it boots:
 	// Create runs it once, Start runs it when set. Every path it names is
-	// relative to the machine's root and never leaves it.
+	// relative to the machine's root and never leaves it. Start runs it
+	// before it reads IDBase, GuestUID and GuestGID, so Prepare may set
+	// them from what it finds in the machine.
 	Prepare func(ctx context.Context, fs GuestFS) error
+
+	// IDBase, when not 0, runs the machine unprivileged (see Isolator):
+	// in a user namespace whose ids 0 to IDRangeSize-1 are the host's
+	// IDBase and up, a range no other machine uses. 0 runs it privileged
+	// (guest root is host root), as machines were before den had
+	// Isolator; a provider without Isolator ignores it.
+	IDBase uint32
+	// GuestUID and GuestGID are the ids of the machine's login user: in an
+	// unprivileged machine each synced folder shows its owner's files as
+	// that user's, and the user's writes land there as the owner's.
+	GuestUID, GuestGID uint32
+	// Nesting lets the machine run containers of its own (LXC, Docker,
+	// Podman) inside its user namespace.
+	Nesting bool
 }
+
+// IDRangeSize is the number of ids of an unprivileged machine: uids and
+// gids 0 to 65535 in the guest.
+const IDRangeSize = 65536
 
 // Info is what a provider reads back from a machine.
 type Info struct {
@@ -159,6 +183,20 @@ type Addresser interface {
 	// home of the host), nor one the engine sees in use; prefer is kept
 	// when it is still free. The caller serialises allocations host-wide.
 	AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (Network, error)
+}
+
+// Isolator is the optional ability to run machines unprivileged, each in
+// a user namespace with an id range of its own (as LXD's
+// security.idmap.isolated), so that a guest's root that escapes is an
+// unprivileged host user owning nothing of another machine's. A provider
+// without it runs machines as its engine does, and den records no range.
+type Isolator interface {
+	// AllocateIDs returns the first host id of a free range of
+	// IDRangeSize ids for machine name: prefer when it is still free,
+	// never one overlapping a range that starts in taken (the ranges den
+	// gave its other machines, in every den home of the host) nor one the
+	// engine sees in use. The caller serialises allocations host-wide.
+	AllocateIDs(ctx context.Context, name string, prefer uint32, taken []uint32) (uint32, error)
 }
 
 // Limiter is the optional ability to change a running machine's memory

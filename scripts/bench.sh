@@ -18,9 +18,13 @@ boxfile=${DEN_TEST_BOX:-$(ls -t /var/cache/den-ci/debian-bookworm-*.box 2>/dev/n
 [ -s "$boxfile" ] || { echo "bench: no box file; run scripts/test.sh first or set DEN_TEST_BOX" >&2; exit 1; }
 
 work=$(mktemp -d /var/tmp/den-bench-XXXXXX)
+chmod 711 "$work" # unprivileged machines' roots pass through the LXC path
 export DEN_HOME=$work/home
 lxcpath=$DEN_HOME/machines
 cleanup() {
+	# den destroys its machines (and unmounts what it mounted for them in
+	# /run/den/mnt); the raw floor's containers are LXC's own.
+	for p in "$work"/bench-*; do (cd "$p" && "$den" destroy -f >/dev/null 2>&1) || true; done
 	for c in $(lxc-ls -P "$lxcpath" 2>/dev/null); do lxc-stop -P "$lxcpath" -n "$c" -k >/dev/null 2>&1 || true; done
 	rm -rf --one-file-system "$work"
 }
@@ -35,9 +39,11 @@ median() { tr ' ' '\n' <<<"${t[$1]}" | grep . | sort -g | awk '{a[NR]=$1} END {i
 diff() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 timeit() { local key=$1; shift; local a b; a=$(now); "$@" >/dev/null; b=$(now); add "$key" "$(diff "$a" "$b")"; }
 
+# Project folders belong to a user, as a developer's do (an unprivileged
+# machine maps the owner to its login user; root-owned ones are read-only).
+owned() { mkdir -p "$1"; printf "$2" >"$1/den.hcl"; chown -R 1234:1234 "$1"; }
 proj=$work/bench-project
-mkdir -p "$proj"
-printf 'box = "debian/bookworm"\nmemory = "512M"\n' >"$proj/den.hcl"
+owned "$proj" 'box = "debian/bookworm"\nmemory = "512M"\n'
 
 for i in $(seq "$rounds"); do
 	cd "$proj"
@@ -57,8 +63,7 @@ done
 
 # Provisioning: a no-op shell provisioner over the ssh round trip.
 prov=$work/bench-provision
-mkdir -p "$prov"
-printf 'box = "debian/bookworm"\nprovision "shell" {\n  inline = ["true"]\n}\n' >"$prov/den.hcl"
+owned "$prov" 'box = "debian/bookworm"\nprovision "shell" {\n  inline = ["true"]\n}\n'
 cd "$prov"
 "$den" up --no-provision >/dev/null
 for i in $(seq "$rounds"); do
@@ -70,8 +75,7 @@ cd - >/dev/null
 
 # Several machines: three in parallel against one.
 multi=$work/bench-multi
-mkdir -p "$multi"
-printf 'box = "debian/bookworm"\nmachine "a" {}\nmachine "b" {}\nmachine "c" {}\n' >"$multi/den.hcl"
+owned "$multi" 'box = "debian/bookworm"\nmachine "a" {}\nmachine "b" {}\nmachine "c" {}\n'
 cd "$multi"
 for i in $(seq "$rounds"); do
 	timeit up1 "$den" up a
@@ -80,6 +84,24 @@ for i in $(seq "$rounds"); do
 	"$den" destroy -f >/dev/null
 done
 cd - >/dev/null
+
+# Privileged against unprivileged (den's default: an id range of its own,
+# idmapped layers and /den), alternating, the same box and den.hcl else.
+privp=$work/bench-privileged
+owned "$privp" 'box = "debian/bookworm"\nprivileged = true\n'
+unprivp=$work/bench-unprivileged
+owned "$unprivp" 'box = "debian/bookworm"\n'
+for i in $(seq "$rounds"); do
+	for kind in priv unpriv; do
+		if [ $kind = priv ]; then cd "$privp"; else cd "$unprivp"; fi
+		timeit "new$kind" "$den" up
+		"$den" halt >/dev/null
+		timeit "restart$kind" "$den" up
+		timeit "halt$kind" "$den" halt
+		"$den" destroy -f >/dev/null
+		cd - >/dev/null
+	done
+done
 
 # The raw LXC floor: the same overlay over the same box, keys written into
 # the upper layer by hand, lxc-start, then OpenSSH until `true` runs.
@@ -134,6 +156,12 @@ printf '%-44s %10s\n' "den ssh -c true (same machine)" "$(median sshtrue)"
 printf '%-44s %10s\n' "den up, one machine of three" "$(median up1)"
 printf '%-44s %10s\n' "den up, three machines in parallel" "$(median up3)"
 awk -v a="$(median up3)" -v b="$(median up1)" 'BEGIN { if (b > 0) printf "%-44s %10.2f\n", "ratio three / one", a / b }'
+printf '%-44s %10s\n' "den up, new machine, privileged" "$(median newpriv)"
+printf '%-44s %10s\n' "den up, new machine, unprivileged" "$(median newunpriv)"
+printf '%-44s %10s\n' "den up, stopped machine, privileged" "$(median restartpriv)"
+printf '%-44s %10s\n' "den up, stopped machine, unprivileged" "$(median restartunpriv)"
+printf '%-44s %10s\n' "den halt, privileged" "$(median haltpriv)"
+printf '%-44s %10s\n' "den halt, unprivileged" "$(median haltunpriv)"
 
 # den serve: the round trip of GET machine state on the socket (goal
 # <= 2 ms), and den up of a new machine by a user through the server

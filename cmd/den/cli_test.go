@@ -153,3 +153,26 @@ func TestCLIPort(t *testing.T) {
 		t.Errorf("port --guest 80: %q %q", r.out, r.err)
 	}
 }
+
+// privileged = true is valid but warned about, at its place; nesting
+// is shown.
+func TestCLIValidateWarnsPrivileged(t *testing.T) {
+	dir := projectDir(t, "box = \"debian/bookworm\"\nmachine \"a\" {\n  privileged = true\n}\nmachine \"b\" {\n  nesting = true\n}\nmachine \"c\" {}\n")
+	r := den(t, dir, "", "validate")
+	if r.code != 0 {
+		t.Fatalf("validate: %d %q", r.code, r.err)
+	}
+	for _, want := range []string{"den.hcl:3:3: warning: Privileged machine", "  privileged = true", "root in the guest"} {
+		if !strings.Contains(r.err, want) {
+			t.Errorf("validate's warning lacks %q:\n%s", want, r.err)
+		}
+	}
+	for _, want := range []string{"a: box", "    privileged (guest root is host root)", "    unprivileged, nesting (may run containers)", "    unprivileged\n"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("validate's output lacks %q:\n%s", want, r.out)
+		}
+	}
+	if r := den(t, projectDir(t, "box = \"x/y\"\nprivileged = \"yes\"\n"), "", "validate"); r.code != 1 || !strings.Contains(r.err, "den.hcl:2:14") {
+		t.Errorf("privileged = \"yes\": %d %q", r.code, r.err)
+	}
+}

@@ -121,8 +121,17 @@ var statusCommand = &cli.Command{
 				note = "orphaned: not in den.hcl ('den destroy " + s.Name + "' removes it)"
 			case s.Provisioning != "":
 				note = "first provisioning unfinished ('den up' finishes it)"
+			case s.Note != "":
+				note = s.Note
 			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, s.Provider, s.Address, note)
+			how := s.Provider
+			switch {
+			case s.Privileged:
+				how += ", privileged"
+			case s.IDs != "":
+				how += ", unprivileged: host ids " + s.IDs
+			}
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, how, s.Address, note)
 			if s.Orphaned {
 				notes = append(notes, s.Name)
 			}

@@ -72,6 +72,9 @@ var validateCommand = &cli.Command{
 		if err := env.CheckHost(p, ms); err != nil {
 			return err
 		}
+		if len(p.Warnings) > 0 {
+			config.WriteDiagnostics(os.Stderr, p.Files, p.Warnings, false)
+		}
 		rel, _ := filepath.Rel(mustGetwd(), p.File)
 		fmt.Printf("%s is valid: %d machine(s)\n", rel, len(p.Machines))
 		for _, m := range ms {
@@ -85,6 +88,14 @@ var validateCommand = &cli.Command{
 				cpus = fmt.Sprintf("%d CPUs", c.CPUs)
 			}
 			fmt.Printf("  %s: box %s, memory %s, %s, hostname %s, bridge %s\n", c.Name, c.Box, mem, cpus, c.Hostname, c.Bridge)
+			switch {
+			case c.Privileged:
+				fmt.Printf("    privileged (guest root is host root)\n")
+			case c.Nesting:
+				fmt.Printf("    unprivileged, nesting (may run containers)\n")
+			default:
+				fmt.Printf("    unprivileged\n")
+			}
 			if c.BoxVersion != "" {
 				fmt.Printf("    box version %s\n", c.BoxVersion)
 			}

@@ -17,9 +17,11 @@ const twoMachines = `box    = "debian/bookworm"
 memory = "256M"
 cpus   = 1
 
+# In an unprivileged machine only the login user writes in /den.
 provision "shell" {
-  name   = "hello"
-  inline = ["echo provisioned >> /den/provisioned-$(hostname).txt"]
+  name       = "hello"
+  inline     = ["echo provisioned >> /den/provisioned-$(hostname).txt"]
+  privileged = false
 }
 
 machine "web" {
@@ -29,9 +31,10 @@ machine "web" {
     destination = "/etc/webconf"
   }
   provision "shell" {
-    name   = "always"
-    run    = "always"
-    inline = ["echo up >> /den/always-web.txt"]
+    name       = "always"
+    run        = "always"
+    inline     = ["echo up >> /den/always-web.txt"]
+    privileged = false
   }
   provision "shell" {
     name   = "fail"

@@ -88,7 +88,7 @@ func (w *serveWorld) start() {
 		w.t.Fatal(err)
 	}
 	defer logf.Close()
-	w.cmd = exec.Command(w.bin, "serve", "--socket", w.sock, "--group", w.group, "--listen", w.listen, "--allow-privileged", "--shutdown-timeout", "5s")
+	w.cmd = exec.Command(w.bin, "serve", "--socket", w.sock, "--group", w.group, "--listen", w.listen, "--shutdown-timeout", "5s")
 	w.cmd.Env = append(os.Environ(), "DEN_HOME="+e2e.home)
 	w.cmd.Stdout, w.cmd.Stderr = logf, logf
 	if err := w.cmd.Start(); err != nil {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/testenv"
+	lxcprovider "github.com/den-dev/den/provider/lxc"
 )
 
 var e2e struct {
@@ -48,15 +50,24 @@ func setupE2E() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// Unprivileged machines' roots must pass through the LXC path.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	e2e.home = filepath.Join(dir, "home")
 	e2e.lxcpath = filepath.Join(e2e.home, "machines")
 	e2e.bin = filepath.Join(dir, "den")
 	cleanup := func() {
 		// Kill anything a failed test left, then remove the test home with
 		// den's own safe remover (it refuses mounts and never follows links).
+		// den's own Destroy also unmounts what it mounted for a machine
+		// in /run/den/mnt.
 		if entries, err := os.ReadDir(e2e.lxcpath); err == nil {
+			p, _ := lxcprovider.New(e2e.lxcpath)
 			for _, en := range entries {
-				exec.Command("lxc-stop", "-P", e2e.lxcpath, "-n", en.Name(), "-k").Run()
+				if err := p.Destroy(context.Background(), en.Name()); err != nil {
+					fmt.Fprintln(os.Stderr, "e2e cleanup:", err)
+				}
 			}
 		}
 		if err := fsutil.RemoveTree(dir); err != nil {
@@ -251,6 +262,18 @@ memory = "256M"
 	fi, _ := os.Stat(filepath.Join(dir, "guest.txt"))
 	if uid := statUID(fi); uid != 1234 {
 		t.Errorf("guest.txt belongs to uid %d, want the project owner's 1234", uid)
+	}
+	// The login user keeps the box's uid: the owner's files are its own
+	// through the mount's map. Guest root cannot create files there:
+	// nothing it writes lands as the host's root.
+	if got := mustDen(t, dir, "ssh", "-c", "id -u; stat -c %u /den/hello.txt"); got != "1000\n1000\n" {
+		t.Errorf("the login user's uid and the owner's files in the guest: %q", got)
+	}
+	if r := den(t, dir, "", "ssh", "-c", "sudo touch /den/by-root"); r.code == 0 || !strings.Contains(r.err+r.out, "Value too large") {
+		t.Errorf("guest root creating a file in /den: code %d, %q", r.code, r.err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "by-root")); err == nil {
+		t.Errorf("guest root created a file in the project")
 	}
 
 	// The guest cannot change den.hcl nor read .den/.

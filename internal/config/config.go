@@ -40,8 +40,11 @@ type Project struct {
 	File     string     // absolute path of den.hcl
 	Dir      string     // absolute project folder
 	Machines []*Machine // in file order; exactly one, "default", without machine blocks
-
-	files map[string]*hcl.File // the parsed source, for later diagnostics
+	// Warnings are diagnostics about settings that are valid but worth a
+	// second look (privileged = true); Files holds the sources their
+	// snippets come from (WriteDiagnostics).
+	Warnings hcl.Diagnostics
+	Files    map[string]*hcl.File
 }
 
 // Machine returns the machine called name.
@@ -76,6 +79,13 @@ type Machine struct {
 	// Where memory, cpus and bridge were set (the top level's or the
 	// machine block's); the zero Range when unset.
 	MemoryRange, CPUsRange, BridgeRange hcl.Range
+	// Privileged runs the machine without a user namespace of its own:
+	// guest root is host root. An explicit opt-in, which validate warns
+	// about; PrivilegedRange is where it was set.
+	Privileged      bool
+	PrivilegedRange hcl.Range
+	// Nesting lets the machine run containers (LXC, Docker, Podman) itself.
+	Nesting bool
 }
 
 // SyncedFolder is a host folder bind-mounted into the guest.
@@ -116,7 +126,7 @@ func Find(dir string) (string, error) {
 
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}},
+	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}, {Name: "privileged"}, {Name: "nesting"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
@@ -139,6 +149,9 @@ var lxcSchema = &hcl.BodySchema{
 // layer is the validated settings of the top level or of one machine block.
 type layer struct {
 	ssh          *sshLayer
+	privileged   *bool
+	privRange    hcl.Range
+	nesting      *bool
 	primary      *bool
 	primaryRange hcl.Range
 	box          *string
@@ -216,7 +229,7 @@ func LoadWith(path string, opts LoadOptions) (*Project, error) {
 	p := l.project(f.Body)
 	l.checkForwards(p)
 	p.File = abs
-	p.files = parser.Files()
+	p.Warnings, p.Files = l.warnings, parser.Files()
 	if l.diags.HasErrors() {
 		sort.SliceStable(l.diags, func(i, j int) bool {
 			return subjectByte(l.diags[i]) < subjectByte(l.diags[j])
@@ -278,9 +291,10 @@ func newEnvFunc(getenv func(string) string) function.Function {
 }
 
 type loader struct {
-	dir   string
-	ctx   *hcl.EvalContext
-	diags hcl.Diagnostics
+	dir      string
+	ctx      *hcl.EvalContext
+	diags    hcl.Diagnostics
+	warnings hcl.Diagnostics
 }
 
 // errorf adds an error diagnostic, unless the same one is already there
@@ -372,6 +386,12 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		if ly.bridge != nil {
 			m.Bridge, m.BridgeRange = *ly.bridge, ly.bridgeRange
 		}
+		if ly.privileged != nil {
+			m.Privileged, m.PrivilegedRange = *ly.privileged, ly.privRange
+		}
+		if ly.nesting != nil {
+			m.Nesting = *ly.nesting
+		}
 		ly.ssh.merge(&m.SSH)
 		m.Forwards = append(m.Forwards, ly.forwards...)
 		for _, kv := range ly.lxc {
@@ -461,6 +481,26 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 				p := v.True()
 				ly.primary, ly.primaryRange = &p, a.Expr.Range()
 			}
+		}
+	}
+	if a := attrs["privileged"]; a != nil {
+		if v, ok := l.value(a, cty.Bool); ok {
+			priv := v.True()
+			ly.privileged, ly.privRange = &priv, a.Range
+			if priv {
+				l.warnings = append(l.warnings, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Privileged machine",
+					Detail:   "privileged = true runs the machine without an id range of its own: root in the guest (and so its login user, through sudo) is root on this host, and what it can mount, write in /proc and /sys, or reach through the kernel is the host's. Leave it out unless the machine cannot work unprivileged (nesting = true lets it run containers unprivileged).",
+					Subject:  a.Range.Ptr(),
+				})
+			}
+		}
+	}
+	if a := attrs["nesting"]; a != nil {
+		if v, ok := l.value(a, cty.Bool); ok {
+			n := v.True()
+			ly.nesting = &n
 		}
 	}
 	if a := attrs["bridge"]; a != nil {

@@ -63,6 +63,9 @@ const (
 	ansiReset  = "\x1b[0m"
 )
 
+// Location formats the start of r as file:line:col.
+func Location(r hcl.Range) string { return loc(r) }
+
 // WriteDiagnostics writes diags to w, each as "file:line:col: error: summary",
 // the source line from files, a caret under the subject, then the detail
 // indented; diagnostics are separated by a blank line. With color set it

@@ -134,7 +134,7 @@ func CheckHost(p *Project, h HostFacts) error {
 		return nil
 	}
 	sort.SliceStable(d.d, func(i, j int) bool { return subjectByte(d.d[i]) < subjectByte(d.d[j]) })
-	return &DiagError{Files: p.files, Diags: d.d}
+	return &DiagError{Files: p.Files, Diags: d.d}
 }
 
 func (d *diags) checkBox(m *Machine, h HostFacts) {

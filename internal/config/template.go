@@ -47,6 +47,13 @@ box = %s
 # Host bridge that eth0 joins.
 # bridge = "lxcbr0"
 
+# Machines run unprivileged: root in the guest is an unprivileged user of
+# this host, with ids no other machine has. nesting = true lets the machine
+# run containers itself (LXC, Docker, Podman); privileged = true makes guest
+# root this host's root: only for what cannot work otherwise.
+# nesting = true
+# privileged = true
+
 # This folder is mounted at /den in the guest. Mount it elsewhere, mount it
 # read-only, drop it with disabled = true, or add more folders (host paths are
 # relative to this folder, or absolute).
@@ -63,7 +70,8 @@ box = %s
 # by their position; 'den provision --provision-with NAME' picks some.
 #
 # A shell script: inline commands (run with "set -e"), or a script file in
-# this folder with arguments. privileged runs it as root with sudo.
+# this folder with arguments. privileged runs it as root with sudo (root in
+# the guest may not create files in /den: write there with privileged = false).
 # provision "shell" {
 #   name       = "deps"
 #   inline     = ["apt-get update -q", "apt-get install -y make"]

@@ -52,18 +52,30 @@ func Mount(src, target string, userns *os.File, readOnly bool) error {
 // folders over a project tree before LXC binds it into a machine: mounts
 // the host made before the container's namespaces are created are locked
 // there, so guest root can neither unmount nor remount them.
-func BindReadOnly(src, target string) error {
+func BindReadOnly(src, target string) error { return Bind(src, target, true) }
+
+// Bind bind-mounts src (a folder or a file, not the mounts below it) on
+// target, nosuid and nodev, read-only when readOnly: made detached, given
+// its flags, then attached, as BindReadOnly.
+func Bind(src, target string, readOnly bool) error {
+	what := "bind"
+	if readOnly {
+		what = "read-only bind"
+	}
 	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("read-only bind of %s: open_tree: %w", src, err)
+		return fmt.Errorf("%s of %s: open_tree: %w", what, src, err)
 	}
 	defer unix.Close(fd)
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if readOnly {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-		return fmt.Errorf("read-only bind of %s: mount_setattr: %w", src, err)
+		return fmt.Errorf("%s of %s: mount_setattr: %w", what, src, err)
 	}
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("read-only bind of %s on %s: move_mount: %w", src, target, err)
+		return fmt.Errorf("%s of %s on %s: move_mount: %w", what, src, target, err)
 	}
 	return nil
 }

@@ -66,8 +66,8 @@ func (e *Env) Exec(ctx context.Context, m *Machine, argv []string, opts ExecOpti
 // login returns the machine's login user: from its record, or (for a
 // machine made before den recorded it) from its /etc/passwd.
 func (e *Env) login(ctx context.Context, ex provider.Execer, rec *Record) (Login, error) {
-	if rec.Login != nil {
-		return *rec.Login, nil
+	if rec.UID != 0 && rec.Home != "" {
+		return Login{UID: rec.UID, GID: rec.GID, Home: rec.Home, Shell: rec.Shell}, nil
 	}
 	r, w, err := os.Pipe()
 	if err != nil {

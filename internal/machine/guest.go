@@ -155,6 +155,27 @@ func mkdirGuest(root provider.GuestFS, name string, mode fs.FileMode, uid, gid i
 	return root.Chmod(name, mode)
 }
 
+// loginIDs reads the login user's uid and gid from the machine's
+// /etc/passwd.
+func loginIDs(root provider.GuestFS, user string) (uid, gid int, err error) {
+	passwd, err := root.ReadFile("etc/passwd")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the machine's /etc/passwd: %w", err)
+	}
+	for _, l := range strings.Split(string(passwd), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) == 7 && f[0] == user {
+			uid, err1 := strconv.Atoi(f[2])
+			gid, err2 := strconv.Atoi(f[3])
+			if err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+				break
+			}
+			return uid, gid, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("the machine's /etc/passwd has no valid line for its login user %q", user)
+}
+
 // setupUser finds the login user and, when the project belongs to someone
 // else than the box user, gives the user the project owner's uid and gid so
 // files written in synced folders belong to that person.

@@ -29,6 +29,9 @@ type IndexEntry struct {
 	Box        string    `json:"box"`
 	BoxVersion string    `json:"box_version,omitempty"`
 	Created    time.Time `json:"created"`
+	// IDBase is the first host id of the machine's id range (0: none,
+	// the machine is privileged).
+	IDBase uint32 `json:"id_base,omitempty"`
 }
 
 // Index is the list of den machines of one DEN_HOME, kept under it.
@@ -126,22 +129,54 @@ func (ix *Index) takenAddresses(self string) []netip.Addr {
 	return out
 }
 
-// Host-wide files: every den home that holds addresses registers in
-// homesFile, and allocations on the host take addressLock, so two homes
-// (a developer's and a test run's) never hand out one address twice.
+// takenIDs lists the id ranges den gave machines in this home (but self)
+// and in every other registered den home of the host.
+func (ix *Index) takenIDs(self string) []uint32 {
+	var out []uint32
+	entries, _ := ReadIndex(ix.home)
+	for _, e := range entries {
+		if e.Container != self && e.IDBase != 0 {
+			out = append(out, e.IDBase)
+		}
+	}
+	for _, h := range otherHomes(ix.home) {
+		others, _ := ReadIndex(h)
+		for _, e := range others {
+			if e.IDBase != 0 {
+				out = append(out, e.IDBase)
+			}
+		}
+	}
+	return out
+}
+
+// Host-wide files: every den home that holds addresses or id ranges
+// registers in homesFile, and allocations on the host (of both) take
+// addressLock, so two homes (a developer's and a test run's) never hand
+// out one address or one id range twice.
 var (
 	homesFile   = "/run/den/homes"
 	addressLock = "/run/lock/den-addresses.lock"
 )
 
-// lockAddresses takes the host-wide allocation lock and registers home.
+// lockAddresses takes the host-wide address allocation lock and registers home.
 func lockAddresses(ctx context.Context, home layout.Home) (*lock.Lock, error) {
-	for _, d := range []string{filepath.Dir(addressLock), filepath.Dir(homesFile)} {
+	return lockHost(ctx, home, addressLock, "den address allocation")
+}
+
+// lockIDs takes the host-wide id range allocation lock and registers home.
+func lockIDs(ctx context.Context, home layout.Home) (*lock.Lock, error) {
+	return lockHost(ctx, home, addressLock, "den id range allocation")
+}
+
+// lockHost takes the host-wide lock at path and registers home.
+func lockHost(ctx context.Context, home layout.Home, path, what string) (*lock.Lock, error) {
+	for _, d := range []string{filepath.Dir(path), filepath.Dir(homesFile)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	lk, err := lock.Acquire(ctx, addressLock, "den address allocation", 30*time.Second)
+	lk, err := lock.Acquire(ctx, path, what, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func orphaned(m *Machine) error {
 
 // appliedOf is what a start with spec applies.
 func appliedOf(spec *provider.Spec) Applied {
-	a := Applied{Memory: spec.Memory, CPUs: spec.CPUs, Hostname: spec.Hostname, Bridge: spec.Network.Bridge}
+	a := Applied{Memory: spec.Memory, CPUs: spec.CPUs, Hostname: spec.Hostname, Bridge: spec.Network.Bridge, Unprivileged: spec.IDBase != 0, Nesting: spec.Nesting}
 	for _, mt := range spec.Mounts {
 		ro := "rw"
 		if mt.ReadOnly {
@@ -83,6 +83,12 @@ func (e *Env) applyLive(ctx context.Context, m *Machine, rec *Record, prov provi
 	}
 	if !slices.Equal(now.Config, was.Config) {
 		changed = append(changed, "lxc config")
+	}
+	if now.Nesting != was.Nesting {
+		changed = append(changed, fmt.Sprintf("nesting (%v -> %v)", was.Nesting, now.Nesting))
+	}
+	if _, ok := prov.(provider.Isolator); ok && !was.Unprivileged && !m.Config.Privileged && !tooHigh(rec) {
+		changed = append(changed, "privileged -> unprivileged")
 	}
 	if len(changed) > 0 {
 		e.UI.Say(name, "den.hcl changed %s since the machine started; 'den reload' applies them.", strings.Join(changed, ", "))

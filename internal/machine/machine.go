@@ -102,6 +102,13 @@ type Status struct {
 	// Provisioning is "unfinished" while the machine's first provisioning
 	// has not completed (the next up finishes it).
 	Provisioning string `json:"provisioning,omitempty"`
+	// Privileged is set for a created machine without an id range of its
+	// own (guest root is host root); IDs is the host id range of an
+	// unprivileged one ("1879048192-1879113727").
+	Privileged bool   `json:"privileged,omitempty"`
+	IDs        string `json:"ids,omitempty"`
+	// Note says what the next up changes in the machine's isolation.
+	Note string `json:"note,omitempty"`
 }
 
 // machineProvider returns the provider of m: the one its record names,
@@ -159,7 +166,31 @@ func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 	if rec.FirstUpPending && st != provider.NotCreated {
 		s.Provisioning = "unfinished"
 	}
+	if st != provider.NotCreated {
+		if rec.IDBase != 0 {
+			s.IDs = fmt.Sprintf("%d-%d", rec.IDBase, uint64(rec.IDBase)+provider.IDRangeSize-1)
+			if m.Config.Privileged {
+				s.Note = "stays unprivileged: privileged = true applies to a machine when it is made"
+			}
+		} else {
+			s.Privileged = true
+			if _, ok := prov.(provider.Isolator); ok && !m.Config.Privileged && !m.Orphan {
+				if tooHigh(rec) {
+					s.Note = fmt.Sprintf("stays privileged: its login user has uid %d, beyond an unprivileged machine's ids", rec.UID)
+				} else {
+					s.Note = "made before den ran machines unprivileged: the next 'den up' converts it"
+				}
+			}
+		}
+	}
 	return s, nil
+}
+
+// tooHigh reports whether the machine's login user has ids an
+// unprivileged machine cannot have (den gave a privileged machine the
+// project owner's uid, which may be beyond 65535).
+func tooHigh(rec *Record) bool {
+	return rec.UID >= provider.IDRangeSize || rec.GID >= provider.IDRangeSize
 }
 
 // UpOptions tune Up, Reload and a restore's start.
@@ -198,7 +229,15 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		}
 		e.checkLimits(ctx, m, rec, prov)
 		if client, err = e.waitSSH(ctx, m, rec, prov); err != nil {
-			return err
+			// It was on its way down (a halt whose den was killed):
+			// start it again.
+			if errdefs.KindOf(err) != errdefs.NotRunning {
+				return err
+			}
+			e.UI.Say(name, "The machine stopped meanwhile (a shutdown was under way); starting it again...")
+			if client, err = e.start(ctx, m, rec, prov); err != nil {
+				return err
+			}
 		}
 	case provider.Frozen:
 		return errdefs.Machinef(errdefs.Frozen, name, "machine %q is suspended: run 'den resume %s'", name, name)
@@ -326,6 +365,11 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	if err := e.assignAddress(ctx, rec, prov, prefer); err != nil {
 		return nil, err
 	}
+	if m.Config.Privileged {
+		e.UI.Warn(name, "privileged = true (%s): root in this machine is root on the host", config.Location(m.Config.PrivilegedRange))
+	} else if err := e.assignIDs(ctx, rec, prov); err != nil {
+		return nil, err
+	}
 	// Keys: the machine's client key and host key, written before the record
 	// so a half-made machine can always be destroyed.
 	_, privPEM, authLine, err := sshx.GenerateKey("den " + name)
@@ -350,7 +394,13 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 		return nil, err
 	}
-	uid, gid := ownerOf(m.Project.Dir)
+	// A privileged machine's login user takes the project owner's ids, so
+	// its files in /den are the owner's; an unprivileged machine keeps the
+	// box's ids and maps the owner to them on the host (see provider.Spec).
+	uid, gid := 0, 0
+	if rec.IDBase == 0 {
+		uid, gid = ownerOf(m.Project.Dir)
+	}
 	spec, err := e.spec(m, b, rec)
 	if err != nil {
 		return nil, err
@@ -374,7 +424,7 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	if err := prov.Create(ctx, spec); err != nil {
 		return nil, err
 	}
-	rec.Login = &login
+	rec.UID, rec.GID, rec.Home, rec.Shell = login.UID, login.GID, login.Home, login.Shell
 	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 		return nil, err
 	}
@@ -486,6 +536,33 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Prov
 	return ix.Put(rec.indexEntry())
 }
 
+// assignIDs gives rec an id range of its own from a provider that runs
+// machines unprivileged, keeping the one it has while no one else took it,
+// and records it in the index at once. Allocation is one at a time on the
+// whole host, across den homes, under the address allocation's lock.
+func (e *Env) assignIDs(ctx context.Context, rec *Record, prov provider.Provider) error {
+	iso, ok := prov.(provider.Isolator)
+	if !ok {
+		return nil
+	}
+	hostLock, err := lockIDs(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer hostLock.Unlock()
+	ix, err := OpenIndex(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	base, err := iso.AllocateIDs(ctx, rec.Container, rec.IDBase, ix.takenIDs(rec.Container))
+	if err != nil {
+		return err
+	}
+	rec.IDBase = base
+	return ix.Put(rec.indexEntry())
+}
+
 // writeKnownHosts writes the machine's known_hosts for OpenSSH: its host
 // key under its ssh-config alias, the alias of den before 2026-12
 // (den-MACHINE, which ssh configs written then still name) and its address.
@@ -549,6 +626,10 @@ func (e *Env) spec(m *Machine, b *box.Box, rec *Record) (*provider.Spec, error) 
 		Network:   network,
 		BoxConfig: boxCfg,
 		RawConfig: raw,
+		IDBase:    rec.IDBase,
+		GuestUID:  uint32(rec.UID),
+		GuestGID:  uint32(rec.GID),
+		Nesting:   m.Config.Nesting,
 	}, nil
 }
 
@@ -608,9 +689,35 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 			writeKnownHosts(m, rec, pub)
 		}
 	}
+	convert, err := e.isolate(ctx, m, rec, prov)
+	if err != nil {
+		return nil, err
+	}
 	spec, err := e.spec(m, b, rec)
 	if err != nil {
 		return nil, err
+	}
+	var prepares []func(ctx context.Context, gfs provider.GuestFS) error
+	// An unprivileged machine maps its synced folders to the login user,
+	// whose ids a machine made before den recorded them must tell.
+	if spec.IDBase != 0 && (rec.UID == 0 || convert) {
+		prepares = append(prepares, func(ctx context.Context, gfs provider.GuestFS) error {
+			uid, gid, err := loginIDs(gfs, rec.User)
+			if err != nil {
+				return err
+			}
+			rec.UID, rec.GID = uid, gid
+			if tooHigh(rec) {
+				if !convert {
+					return errdefs.Machinef(errdefs.Invalid, name, "machine %q: its login user %s has ids %d:%d, beyond the %d of an unprivileged machine", name, rec.User, uid, gid, provider.IDRangeSize)
+				}
+				e.UI.Warn(name, "the machine stays privileged: den gave its login user the project owner's uid %d when it was made, beyond an unprivileged machine's ids; destroy and up to make it unprivileged", uid)
+				spec.IDBase = 0
+				return nil
+			}
+			spec.GuestUID, spec.GuestGID = uint32(uid), uint32(gid)
+			return nil
+		})
 	}
 	// The hostname, the project's machines or their addresses changed since
 	// the last start: rewrite the guest's /etc/hostname and /etc/hosts
@@ -619,21 +726,37 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	hosts := hostsFile(m.Config.Hostname, peers)
 	newNames, newSSHD := hosts != rec.Hosts, rec.SSHD != sshdDropInSum()
 	if newNames || newSSHD {
-		spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) error {
+		prepares = append(prepares, func(ctx context.Context, gfs provider.GuestFS) error {
 			if newSSHD {
 				if err := writeSSHDDropIn(gfs); err != nil {
 					return err
 				}
 			}
 			return writeNames(gfs, m.Config.Hostname, peers)
-		}
+		})
 		rec.Hosts, rec.SSHD = hosts, sshdDropInSum()
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 			return nil, err
 		}
 	}
+	if len(prepares) > 0 {
+		spec.Prepare = func(ctx context.Context, gfs provider.GuestFS) error {
+			for _, f := range prepares {
+				if err := f(ctx, gfs); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	if spec.IDBase != 0 {
+		e.warnRootOwned(m)
+	}
 	if err := e.startForwards(m, rec, false); err != nil {
 		return nil, err
+	}
+	if convert {
+		e.UI.Say(name, "Converting the machine, made privileged, to run unprivileged (host ids %d-%d)...", rec.IDBase, uint64(rec.IDBase)+provider.IDRangeSize-1)
 	}
 	e.UI.Say(name, "Starting machine...")
 	if err := prov.Start(ctx, spec); err != nil {
@@ -641,6 +764,13 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 		return nil, err
 	}
 	storeLock.Unlock()
+	if spec.IDBase != rec.IDBase {
+		// Kept privileged (its login user's ids): give the range back.
+		rec.IDBase = spec.IDBase
+		if err := e.putIndex(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
 	applied := appliedOf(spec)
 	rec.Applied = &applied
 	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
@@ -656,6 +786,61 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	}
 	e.UI.Say(name, "Machine booted and ready!")
 	return client, nil
+}
+
+// isolate decides, before a start, which id range the machine runs with:
+// an unprivileged machine keeps its range while no one else took it; a
+// privileged one whose den.hcl does not say privileged = true (one made
+// before den ran machines unprivileged) gets a range, and convert is set
+// (the provider converts its layer as it starts). The record is written
+// at once, so an interrupted conversion is finished by the next start.
+func (e *Env) isolate(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) (convert bool, err error) {
+	name := m.Name()
+	_, canIsolate := prov.(provider.Isolator)
+	old := rec.IDBase
+	switch {
+	case old != 0:
+		if m.Config.Privileged {
+			e.UI.Warn(name, "privileged = true (%s) applies to a machine when it is made: this one stays unprivileged ('den destroy' and 'den up' make it privileged)", config.Location(m.Config.PrivilegedRange))
+		}
+	case canIsolate && !m.Config.Privileged && !tooHigh(rec):
+		convert = true
+	default:
+		return false, nil
+	}
+	if err := e.assignIDs(ctx, rec, prov); err != nil {
+		return false, err
+	}
+	if old != 0 && rec.IDBase != old {
+		e.UI.Warn(name, "id range %d was taken while the machine was stopped; it runs with %d", old, rec.IDBase)
+	}
+	if rec.IDBase != old {
+		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
+			return false, err
+		}
+	}
+	return convert, nil
+}
+
+// putIndex writes rec's index entry.
+func (e *Env) putIndex(ctx context.Context, rec *Record) error {
+	ix, err := OpenIndex(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	return ix.Put(rec.indexEntry())
+}
+
+// warnRootOwned warns about synced folders root owns: an unprivileged
+// machine shows their files as nobody's, and its login user cannot write
+// them.
+func (e *Env) warnRootOwned(m *Machine) {
+	for _, sf := range m.Config.Synced {
+		if uid, gid := ownerOf(sf.Host); uid == 0 || gid == 0 {
+			e.UI.Warn(m.Name(), "%s is owned by root: the machine runs unprivileged, so its files there are nobody's and %s is read-only for its login user; chown it to your user (or set privileged = true)", sf.Host, sf.Guest)
+		}
+	}
 }
 
 // checkLimits reads the memory limit and CPUs in force back from the
@@ -721,10 +906,34 @@ func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record, prov provide
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// A machine that stops meanwhile (its guest powered off, or a halt
+	// whose den was killed is finishing) will not answer: say so at once.
+	stopped := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+				if st, err := prov.State(wctx, rec.Container); err == nil && st == provider.Stopped {
+					close(stopped)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	c, err := sshx.WaitReady(wctx, t, 50*time.Millisecond)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
+		}
+		select {
+		case <-stopped:
+			return nil, errdefs.Machinef(errdefs.NotRunning, m.Name(), "machine %q stopped while den waited for its sshd (see %s)", m.Name(), prov.Hints(rec.Container).Log)
+		default:
 		}
 		info, _ := prov.Inspect(ctx, rec.Container)
 		h := prov.Hints(rec.Container)

@@ -18,12 +18,22 @@ import (
 	"github.com/den-dev/den/internal/sshx"
 )
 
-// Privileged reports whether machine c runs without a user namespace of
-// its own, so that root in the guest is root on the host. Every machine is
-// privileged until unprivileged machines land (issue 10); then this reads
-// den.hcl's opt-in. A server lets a user who is not root use only machines
-// for which this is false, unless its administrator allows more.
-func Privileged(c *config.Machine) bool { return true }
+// Privileged reports whether machine m runs (or would run) without a
+// user namespace of its own, so that root in the guest is root on the
+// host: den.hcl's privileged = true for a machine to be made, its record
+// for one that exists (a machine made privileged that stays so). A server
+// lets a user who is not root use only machines for which this is false,
+// unless its administrator allows more.
+func Privileged(m *Machine) bool {
+	rec, err := m.Record()
+	switch {
+	case err == nil && rec != nil && rec.IDBase != 0:
+		return false // made unprivileged; it stays so
+	case err == nil && rec != nil && tooHigh(rec):
+		return true // an old machine den cannot convert
+	}
+	return m.Config.Privileged
+}
 
 // DialDirect opens a pinned ssh connection to a machine with its record,
 // key and pinned host key from .den/ alone, without asking the provider

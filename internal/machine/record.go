@@ -17,6 +17,7 @@ import (
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/layout"
+	"github.com/den-dev/den/provider"
 )
 
 // Record is what .den/<machine>/machine.json keeps about a created machine.
@@ -32,7 +33,6 @@ type Record struct {
 	Box        string    `json:"box"`
 	BoxVersion string    `json:"box_version"`
 	User       string    `json:"user"`
-	Login      *Login    `json:"login,omitempty"` // the login user's ids and home, for den exec
 	Created    time.Time `json:"created"`
 	// Hosts is the /etc/hosts den last wrote into the machine (its own
 	// name and its peers'), so a start rewrites it only when it changed.
@@ -47,6 +47,21 @@ type Record struct {
 	// Applied is what the running machine was started with, so an up of a
 	// running machine can say what den.hcl changed since.
 	Applied *Applied `json:"applied,omitempty"`
+	// IDBase is the first host id of the machine's id range: guest ids
+	// 0-65535 are host ids IDBase and up. 0: the machine runs privileged
+	// (made so with privileged = true, or before den ran machines
+	// unprivileged: its next start converts it unless den.hcl says
+	// privileged = true). Kept across starts while no one else took it.
+	IDBase uint32 `json:"id_base,omitempty"`
+	// UID and GID are the login user's ids in the guest (0: not known
+	// yet), to which an unprivileged machine maps its synced folders'
+	// owners.
+	UID int `json:"uid,omitempty"`
+	GID int `json:"gid,omitempty"`
+	// Home and Shell are the login user's, for den exec ("" when a machine
+	// was made before den recorded them).
+	Home  string `json:"home,omitempty"`
+	Shell string `json:"shell,omitempty"`
 }
 
 // Applied is the part of den.hcl a start applies to a machine.
@@ -57,6 +72,9 @@ type Applied struct {
 	Bridge   string   `json:"bridge,omitempty"`
 	Mounts   []string `json:"mounts,omitempty"`
 	Config   []string `json:"config,omitempty"` // raw provider keys, "key = value"
+	// Unprivileged is set when the machine runs with an id range of its own.
+	Unprivileged bool `json:"unprivileged,omitempty"`
+	Nesting      bool `json:"nesting,omitempty"`
 }
 
 // IP returns the machine's address without its prefix length.
@@ -67,7 +85,7 @@ func (r *Record) IP() string {
 
 // indexEntry is the record's line in the host-wide index.
 func (r *Record) indexEntry() IndexEntry {
-	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created}
+	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created, IDBase: r.IDBase}
 }
 
 // maxRecord bounds what den reads from .den/ (its own files are small).
@@ -121,6 +139,12 @@ func (r *Record) check(path, projectDir, machine string) error {
 	}
 	if r.Provider != "" && !loginRE.MatchString(r.Provider) {
 		return bad("provider %q", r.Provider)
+	}
+	if r.IDBase != 0 && (r.IDBase%provider.IDRangeSize != 0 || r.IDBase < provider.IDRangeSize) {
+		return bad("id range %d", r.IDBase)
+	}
+	if r.UID < 0 || r.GID < 0 || r.UID >= 1<<31 || r.GID >= 1<<31 {
+		return bad("login user ids %d:%d", r.UID, r.GID)
 	}
 	if len(r.Hosts) > hostsMax {
 		return bad("an /etc/hosts of %d bytes", len(r.Hosts))

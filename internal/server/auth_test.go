@@ -27,7 +27,7 @@ func TestOtherUsers(t *testing.T) {
 	}
 	secret := t.TempDir()
 	os.Chmod(secret, 0o700) // root's alone
-	hcl := "box = \"test/box\"\nsynced_folder \"" + secret + "\" {\n  guest = \"/secret\"\n  read_only = true\n}\nforward {\n  guest = 80\n  host  = 8080\n  host_ip = \"0.0.0.0\"\n}\n"
+	hcl := "box = \"test/box\"\nprivileged = true\nsynced_folder \"" + secret + "\" {\n  guest = \"/secret\"\n  read_only = true\n}\nforward {\n  guest = 80\n  host  = 8080\n  host_ip = \"0.0.0.0\"\n}\n"
 	if err := os.WriteFile(filepath.Join(ts.dir, "den.hcl"), []byte(hcl), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +58,12 @@ func TestOtherUsers(t *testing.T) {
 	if strings.Join(lines, ",") != want {
 		t.Errorf("refusals %v, want %s", lines, want)
 	}
-	if d := ce.Detail.Diagnostics[1]; d.File != "den.hcl" || d.Start.Line != 2 {
-		t.Errorf("the synced folder refusal is at %s:%d, want den.hcl:2", d.File, d.Start.Line)
+	if d := ce.Detail.Diagnostics[1]; d.File != "den.hcl" || d.Start.Line != 3 {
+		t.Errorf("the synced folder refusal is at %s:%d, want den.hcl:3", d.File, d.Start.Line)
 	}
 
-	// With privileged machines allowed and a den.hcl within her reach, she may.
-	ts.srv.cfg.AllowPrivileged = true
+	// An unprivileged machine (the default) with a den.hcl within her
+	// reach: she may.
 	os.WriteFile(filepath.Join(ts.dir, "den.hcl"), []byte("box = \"test/box\"\n"), 0o644)
 	op, err := alice.Action(ctx, p.ID, api.StatePut{Action: api.ActionUp})
 	if err != nil {

@@ -90,7 +90,7 @@ func (s *Server) policy(c *caller, p *config.Project, ms []*machine.Machine) err
 	who := c.String()
 	for _, m := range ms {
 		mc := m.Config
-		if machine.Privileged(mc) && !s.cfg.AllowPrivileged {
+		if machine.Privileged(m) && !s.cfg.AllowPrivileged {
 			refuse(mc.DefRange, "Privileged machine",
 				"machine %q would be a privileged container (root in it is root on this host), which only root may run; this den serve does not allow them for other users (its administrator can, with --allow-privileged)", mc.Name)
 		}

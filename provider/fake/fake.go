@@ -65,6 +65,7 @@ var (
 	_ provider.Exporter    = (*Provider)(nil)
 	_ provider.Limiter     = (*Provider)(nil)
 	_ provider.Execer      = (*Provider)(nil)
+	_ provider.Isolator    = (*Provider)(nil)
 )
 
 // New returns a fake keeping its machines under dir.
@@ -307,6 +308,27 @@ func (p *Provider) AllocateAddress(ctx context.Context, network, name string, pr
 		}
 	}
 	return provider.Network{}, fmt.Errorf("no free address on %s", network)
+}
+
+// FakeIDBlock is where the fake's AllocateIDs hands out id ranges: 16
+// ranges from 0x40000000.
+const FakeIDBlock = 0x40000000
+
+// AllocateIDs hands out prefer when it is one of the fake's ranges and
+// not in taken, else the lowest free one.
+func (p *Provider) AllocateIDs(ctx context.Context, name string, prefer uint32, taken []uint32) (uint32, error) {
+	free := func(b uint32) bool {
+		return b >= FakeIDBlock && b < FakeIDBlock+16*provider.IDRangeSize && b%provider.IDRangeSize == 0 && !slices.Contains(taken, b)
+	}
+	if prefer != 0 && free(prefer) {
+		return prefer, nil
+	}
+	for i := range uint32(16) {
+		if b := FakeIDBlock + i*provider.IDRangeSize; free(b) {
+			return b, nil
+		}
+	}
+	return 0, errors.New("no free id range")
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

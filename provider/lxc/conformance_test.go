@@ -22,6 +22,9 @@ import (
 func TestConformance(t *testing.T) {
 	boxFile := testenv.Box(t)
 	home, err := os.MkdirTemp("/var/tmp", "den-lxc-conformance-")
+	if err == nil {
+		err = os.Chmod(home, 0o711) // unprivileged machines' roots pass through
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +48,24 @@ func TestConformance(t *testing.T) {
 	}
 	var n atomic.Int32
 	prefix := fmt.Sprintf("den-conf-%d", time.Now().UnixNano()%100000)
-	providertest.Run(t, providertest.Harness{
-		Provider: p,
-		Name:     func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
-		Spec: func(t *testing.T, name string) *provider.Spec {
-			// No network: the suite checks the contract, not the bridge.
-			return &provider.Spec{Name: name, Rootfs: b.Rootfs(), Hostname: "conformance", Memory: 256 << 20, CPUs: 1}
-		},
-	})
+	for _, unprivileged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "privileged", true: "unprivileged"}[unprivileged], func(t *testing.T) {
+			providertest.Run(t, providertest.Harness{
+				Provider: p,
+				Name:     func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
+				Spec: func(t *testing.T, name string) *provider.Spec {
+					// No network: the suite checks the contract, not the bridge.
+					spec := &provider.Spec{Name: name, Rootfs: b.Rootfs(), Hostname: "conformance", Memory: 256 << 20, CPUs: 1}
+					if unprivileged {
+						base, err := p.AllocateIDs(context.Background(), name, 0, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						spec.IDBase, spec.GuestUID, spec.GuestGID = base, 1000, 1000
+					}
+					return spec
+				},
+			})
+		})
+	}
 }

@@ -121,7 +121,7 @@ func BridgePrefix(name string) (*net.IPNet, error) {
 func (p *Provider) Hints(name string) provider.Hints {
 	return provider.Hints{
 		Shell:  fmt.Sprintf("lxc-attach -P %s -n %s", p.Path, name),
-		Remove: fmt.Sprintf("lxc-stop -P %s -n %s -k; lxc-destroy -P %s -n %s", p.Path, name, p.Path, name),
+		Remove: fmt.Sprintf("lxc-stop -P %s -n %s -k; umount -R %s 2>/dev/null; rmdir %s 2>/dev/null; lxc-destroy -P %s -n %s", p.Path, name, p.mountDir(name), p.mountDir(name), p.Path, name),
 		Log:    p.logFile(name),
 	}
 }

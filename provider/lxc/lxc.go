@@ -129,13 +129,20 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if err := os.Chmod(up, os.FileMode(rootSt.Mode&0o777)); err != nil {
 		return err
 	}
+	layer := layerState{Box: spec.Rootfs, Xattrs: xattrsTrusted}
+	if spec.IDBase != 0 {
+		layer.Xattrs = xattrsUser
+	}
+	if err := writeLayer(tmp, layer); err != nil {
+		return err
+	}
 	if _, dropped, _ := FilterBoxConfig(spec.BoxConfig); spec.Warn != nil {
 		for _, d := range dropped {
 			spec.Warn("box lxc-config line dropped (a box may not set it): %s", d)
 		}
 	}
 	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec, filepath.Join(tmp, "prep"), up); err != nil {
+		if err := p.prepare(ctx, spec, filepath.Join(tmp, "prep"), up, layer.user()); err != nil {
 			return err
 		}
 	}
@@ -174,9 +181,10 @@ func dropCreating(tmp string) error {
 // prepare mounts the overlay of the box and upper on the host for a
 // moment (in prepDir) so spec.Prepare sees the merged tree (copy-up keeps
 // every parent's mode and owner), then unmounts it. Nothing stays
-// mounted under the machine's folder.
-func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, prepDir, upper string) error {
-	err := p.withOverlay(prepDir, []string{spec.Rootfs}, upper, func(merged string) error {
+// mounted under the machine's folder. userXattrs mounts it as an
+// unprivileged machine's overlay is (user.overlay.* attributes).
+func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, prepDir, upper string, userXattrs bool) error {
+	err := p.withOverlay(prepDir, []string{spec.Rootfs}, upper, userXattrs, func(merged string) error {
 		root, err := os.OpenRoot(merged)
 		if err != nil {
 			return err
@@ -195,8 +203,11 @@ func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, prepDir, up
 // when fn fails. With upper "", a scratch layer dir/upper takes fn's
 // writes (it gets the top lower's mode and owner, which the merged root
 // shows) and goes with dir. A dir a killed den left is cleared first, so
-// nothing stays mounted under a machine's folder.
-func (p *Provider) withOverlay(dir string, lowers []string, upper string, fn func(merged string) error) (err error) {
+// nothing stays mounted under a machine's folder. With userXattrs the
+// overlay keeps its metadata in user.overlay.* attributes, as an
+// unprivileged machine's overlay does (the layers are given by their
+// plain paths: over an idmapped layer, the host's root is nobody).
+func (p *Provider) withOverlay(dir string, lowers []string, upper string, userXattrs bool, fn func(merged string) error) (err error) {
 	for _, d := range append([]string{upper}, lowers...) {
 		if strings.ContainsAny(d, ",:\n") {
 			return fmt.Errorf("path %q contains ',' or ':', which overlay mounts cannot take", d)
@@ -235,6 +246,9 @@ func (p *Provider) withOverlay(dir string, lowers []string, upper string, fn fun
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
+	if userXattrs {
+		opts += ",userxattr"
+	}
 	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount the machine's overlay: %w", err)
 	}
@@ -269,17 +283,34 @@ func setItem(c *golxc.Container, key, value string) error {
 
 // config returns den's keys for spec, in order.
 func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
-	kv := [][2]string{
-		{"lxc.include", "/usr/share/lxc/config/common.conf"},
-		{"lxc.rootfs.path", "overlay:" + spec.Rootfs + ":" + p.upper(spec.Name)},
-		{"lxc.uts.name", spec.Hostname},
-		{"lxc.log.file", p.logFile(spec.Name)},
-		{"lxc.log.level", "WARN"},
+	kv := [][2]string{{"lxc.include", "/usr/share/lxc/config/common.conf"}}
+	if spec.IDBase == 0 {
+		kv = append(kv, [2]string{"lxc.rootfs.path", "overlay:" + spec.Rootfs + ":" + p.upper(spec.Name)})
+	} else {
+		// The layers through den's idmapped mounts; the overlay keeps its
+		// metadata in user.overlay.* (trusted.* is not the guest's).
+		mnt := p.mountDir(spec.Name)
+		kv = append(kv,
+			[2]string{"lxc.idmap", fmt.Sprintf("u 0 %d %d", spec.IDBase, provider.IDRangeSize)},
+			[2]string{"lxc.idmap", fmt.Sprintf("g 0 %d %d", spec.IDBase, provider.IDRangeSize)},
+			[2]string{"lxc.rootfs.path", "overlay:" + filepath.Join(mnt, "box") + ":" + filepath.Join(mnt, "machine", "delta0")},
+			[2]string{"lxc.rootfs.options", "userxattr"},
+		)
 	}
+	kv = append(kv,
+		[2]string{"lxc.uts.name", spec.Hostname},
+		[2]string{"lxc.log.file", p.logFile(spec.Name)},
+		[2]string{"lxc.log.level", "WARN"},
+	)
+	apparmor := false
 	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
+		apparmor = true
 		kv = append(kv, [2]string{"lxc.apparmor.profile", "generated"})
 	} else {
 		kv = append(kv, [2]string{"lxc.apparmor.profile", "unconfined"})
+	}
+	if spec.Nesting {
+		kv = append(kv, nestingConfig(apparmor, spec.IDBase != 0)...)
 	}
 	n := spec.Network
 	if n.Bridge != "" {
@@ -317,8 +348,18 @@ func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
 			kv = append(kv, [2]string{"lxc.cgroup.cpuset.cpus", set})
 		}
 	}
-	for _, m := range spec.Mounts {
-		kv = append(kv, [2]string{"lxc.mount.entry", mountEntry(m)})
+	if spec.IDBase == 0 {
+		for _, m := range spec.Mounts {
+			kv = append(kv, [2]string{"lxc.mount.entry", mountEntry(m)})
+		}
+	} else {
+		// den builds each folder, guards included, on the host; LXC
+		// binds the whole tree.
+		for _, f := range p.planFolders(spec) {
+			if f.parent < 0 {
+				kv = append(kv, [2]string{"lxc.mount.entry", treeEntry(f)})
+			}
+		}
 	}
 	allowed, _, err := FilterBoxConfig(spec.BoxConfig)
 	if err != nil {
@@ -357,6 +398,14 @@ func (p *Provider) writeConfig(spec *provider.Spec, path string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("save LXC config %s: %w", path, err)
 	}
+	// Saving a config with lxc.idmap gives the container's folder to the
+	// container's root on disk (liblxc's create_container_dir). den's
+	// layers keep the box's ids on disk and the container reaches its
+	// folder through an idmapped mount, where such an owner is nobody:
+	// give it back to root.
+	if err := os.Chown(p.dir(spec.Name), 0, 0); err != nil {
+		return fmt.Errorf("save LXC config %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -371,6 +420,45 @@ func mountEntry(m provider.Mount) string {
 		opts += ",ro"
 	}
 	return fmt.Sprintf("%s %s none %s 0 0", fstabEscape(m.Source), fstabEscape(strings.TrimPrefix(filepath.Clean(m.Target), "/")), opts)
+}
+
+// treeEntry binds a folder den laid out on the host (with the mounts in
+// it) at its target.
+func treeEntry(f folderMount) string {
+	opts := "rbind,create=dir"
+	if f.File {
+		opts = "rbind,create=file"
+	}
+	if f.ReadOnly {
+		opts += ",ro"
+	}
+	return fmt.Sprintf("%s %s none %s 0 0", fstabEscape(f.dir), fstabEscape(strings.TrimPrefix(filepath.Clean(f.Target), "/")), opts)
+}
+
+// nestingConfig lets a machine run containers itself: proc and sysfs
+// mounted once more where nothing covers them (/dev/.lxc/proc and
+// /dev/.lxc/sys, as LXC's nesting.conf does), since the kernel lets a
+// user namespace mount proc or sysfs only where a whole one is visible;
+// every cgroup v1 hierarchy mounted read-write at the machine's own
+// cgroup (with common.conf's cgroup:mixed, cpu and cpuacct stayed
+// unmounted in a bookworm guest on a hybrid host, and LXC in the guest
+// could not start); and, under AppArmor, LXC's generated profile with
+// nesting allowed. In an unprivileged machine what these show of the host
+// stays the host root's: nothing global becomes writable, and the
+// machine's own limits stay root's (files LXC does not give the machine).
+// A privileged machine keeps cgroup:mixed: its root is the host's.
+func nestingConfig(apparmor, unprivileged bool) [][2]string {
+	kv := [][2]string{
+		{"lxc.mount.entry", "proc dev/.lxc/proc proc create=dir,optional 0 0"},
+		{"lxc.mount.entry", "sys dev/.lxc/sys sysfs create=dir,optional 0 0"},
+	}
+	if unprivileged {
+		kv = append(kv, [2]string{"lxc.mount.auto", "cgroup:rw:force"})
+	}
+	if apparmor {
+		kv = append(kv, [2]string{"lxc.apparmor.allow_nesting", "1"})
+	}
+	return kv
 }
 
 func fstabEscape(s string) string {
@@ -419,8 +507,13 @@ func cpuset(n int) (string, error) {
 }
 
 // Start writes spec's config and starts the container, waiting until LXC
-// reports it running. Errors quote the ERROR lines of the machine's LXC log.
-func (p *Provider) Start(ctx context.Context, spec *provider.Spec) error {
+// reports it running. Errors quote the ERROR lines of the machine's LXC
+// log. In order: spec.Prepare (which may set the spec's ids), the
+// conversion of a machine made privileged that is to run unprivileged,
+// the host-side mounts of an unprivileged machine (what a killed den left
+// is cleared first), the config, the start. A failed start unmounts what
+// it mounted.
+func (p *Provider) Start(ctx context.Context, spec *provider.Spec) (err error) {
 	st, err := p.State(ctx, spec.Name)
 	if err != nil {
 		return err
@@ -431,13 +524,56 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) error {
 	case provider.Running, provider.Frozen:
 		return nil
 	}
-	if err := p.writeConfig(spec, filepath.Join(p.dir(spec.Name), "config")); err != nil {
+	layer, err := p.readLayer(spec.Name)
+	if err != nil {
 		return err
 	}
 	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec, filepath.Join(p.dir(spec.Name), "prep"), p.upper(spec.Name)); err != nil {
+		if err := p.prepare(ctx, spec, filepath.Join(p.dir(spec.Name), "prep"), p.upper(spec.Name), layer.user()); err != nil {
 			return err
 		}
+	}
+	switch {
+	case spec.IDBase == 0 && layer.user():
+		return fmt.Errorf("container %q runs unprivileged since it was made or converted, and cannot run privileged: destroy it and make it anew to have a privileged machine", spec.Name)
+	case spec.IDBase != 0 && !layer.user():
+		layer.Box = spec.Rootfs
+		if layer, err = p.unprivilege(spec.Name, layer); err != nil {
+			return err
+		}
+	}
+	if err := p.release(spec.Name); err != nil {
+		return fmt.Errorf("clear what an earlier run of %q left mounted: %w", spec.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			if c, oerr := p.open(spec.Name); oerr == nil {
+				if c.State() == golxc.STOPPED {
+					waitMonitorGone(context.WithoutCancel(ctx), spec.Name)
+					p.release(spec.Name)
+				}
+				c.Release()
+			}
+		}
+	}()
+	if spec.IDBase != 0 {
+		if err := checkBase(spec.IDBase); err != nil {
+			return err
+		}
+		if err := checkTraversable(p.Path); err != nil {
+			return err
+		}
+		// LXC maps ids through newuidmap when the uidmap package is
+		// installed, which needs den's block in /etc/subuid.
+		if _, err := subIDs.Reserve(); err != nil {
+			return fmt.Errorf("reserve den's subordinate ids: %w", err)
+		}
+		if err := p.mountLayers(spec); err != nil {
+			return err
+		}
+	}
+	if err := p.writeConfig(spec, filepath.Join(p.dir(spec.Name), "config")); err != nil {
+		return err
 	}
 	logOff := fileSize(p.logFile(spec.Name))
 	c, err := p.open(spec.Name)
@@ -494,16 +630,26 @@ func (p *Provider) logError(name string, offset int64, err error) error {
 }
 
 // Stop shuts the container down (SIGPWR to init) within timeout, then
-// kills it; force kills at once. A frozen container is thawed first.
+// kills it; force kills at once. A frozen container is thawed first. A
+// stopped container's host-side mounts (an unprivileged machine's) are
+// unmounted, also when it was already stopped (by its guest, or a stop
+// whose den was killed).
 func (p *Provider) Stop(ctx context.Context, name string, force bool, timeout time.Duration) error {
 	if !p.exists(name) {
-		return nil
+		return p.release(name)
 	}
 	c, err := p.open(name)
 	if err != nil {
 		return err
 	}
 	defer c.Release()
+	if err := p.stop(ctx, c, name, force, timeout); err != nil {
+		return err
+	}
+	return p.release(name)
+}
+
+func (p *Provider) stop(ctx context.Context, c *golxc.Container, name string, force bool, timeout time.Duration) error {
 	switch p.state(c) {
 	case provider.Stopped:
 		return nil
@@ -531,21 +677,22 @@ func (p *Provider) Stop(ctx context.Context, name string, force bool, timeout ti
 	return nil
 }
 
-// Destroy kills the container and removes its folder (config, overlay upper
-// and work dirs, log) with a walk that never follows a symlink nor crosses a
-// mount point; an overlay a killed den left in its own scratch folders
-// (prep, export) is unmounted first. It does not use LXC's destroy, which deletes whatever
-// lxc.rootfs.path names.
+// Destroy kills the container, unmounts what den mounted for it (its
+// host-side mounts, a package export or prepare overlay a killed den left)
+// and removes its folder (config, overlay upper and work dirs, log,
+// snapshots) with a walk that never follows a symlink nor crosses a mount
+// point, and refuses while anything stays mounted in the folder. It does
+// not use LXC's destroy, which deletes whatever lxc.rootfs.path names.
 func (p *Provider) Destroy(ctx context.Context, name string) error {
 	dir := p.dir(name)
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return p.release(name)
 	}
 	if err := p.Stop(ctx, name, true, 0); err != nil {
 		return err
 	}
 	if err := dropScratch(dir); err != nil {
-		return err
+		return fmt.Errorf("remove machine folder: %w", err)
 	}
 	if err := fsutil.RemoveTree(dir); err != nil {
 		return fmt.Errorf("remove machine folder: %w", err)

@@ -259,16 +259,19 @@ func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs
 	if st != provider.Stopped {
 		return fmt.Errorf("container %q is %s: stop it before exporting its filesystem", name, st)
 	}
-	lower, err := p.boxRootfs(name)
+	layer, err := p.readLayer(name)
 	if err != nil {
 		return err
 	}
-	return p.withOverlay(filepath.Join(p.dir(name), "export"), []string{p.upper(name), lower}, "", fn)
+	if fi, err := os.Stat(layer.Box); err != nil || !fi.IsDir() {
+		return fmt.Errorf("container %q: its box rootfs %s is missing (was the box removed with --force?)", name, layer.Box)
+	}
+	return p.withOverlay(filepath.Join(p.dir(name), "export"), []string{p.upper(name), layer.Box}, "", layer.user(), fn)
 }
 
-// boxRootfs reads the box's rootfs (the overlay's lower layer) from the
-// container's config.
-func (p *Provider) boxRootfs(name string) (string, error) {
+// configLower reads the box's rootfs (the overlay's lower layer) from the
+// config of a privileged container.
+func (p *Provider) configLower(name string) (string, error) {
 	c, err := p.open(name)
 	if err != nil {
 		return "", err
@@ -283,9 +286,6 @@ func (p *Provider) boxRootfs(name string) (string, error) {
 	lower, upper, ok := strings.Cut(rest, ":")
 	if !ok || upper != p.upper(name) {
 		return "", fmt.Errorf("container %q: lxc.rootfs.path %q is not den's overlay of a box", name, v[0])
-	}
-	if fi, err := os.Stat(lower); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("container %q: its box rootfs %s is missing (was the box removed with --force?)", name, lower)
 	}
 	return lower, nil
 }
