@@ -84,7 +84,7 @@ forward {
 	// Another project cannot take the same host port: an error before boot.
 	other := newProject(t, "test-forward-clash", hcl)
 	r := den(t, other, "", "up")
-	if r.code == 0 || !strings.Contains(r.err, "in use") {
+	if r.code == 0 || !strings.Contains(r.err, "is held by den machine") {
 		t.Errorf("up with a taken host port: exit %d, %q", r.code, r.err)
 	}
 	if st := status(t, other); st[0].State == "running" {
