@@ -142,6 +142,12 @@ func report(w io.Writer, err error) int {
 		if errors.As(err, &pe) && pe.Status > 0 && pe.Status < 256 {
 			return pe.Status
 		}
+	case kind == errdefs.TriggerFailed:
+		// So is a failed trigger's.
+		var te *machine.TriggerError
+		if errors.As(err, &te) && te.Status > 0 && te.Status < 256 {
+			return te.Status
+		}
 	}
 	return 1
 }

@@ -42,6 +42,7 @@ var upCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags: append([]cli.Flag{
 		&cli.BoolFlag{Name: "no-parallel", Usage: "bring machines up one after the other"},
+		noTriggersFlag,
 	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
 		opts, err := upOptions(cliCtx)
@@ -51,6 +52,9 @@ var upCommand = &cli.Command{
 		opts.Parallel = !cliCtx.Bool("no-parallel")
 		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		return env.Up(cliCtx.Context, ms, opts)
@@ -63,6 +67,7 @@ var reloadCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags: append([]cli.Flag{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
+		noTriggersFlag,
 	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
 		opts, err := upOptions(cliCtx)
@@ -71,6 +76,9 @@ var reloadCommand = &cli.Command{
 		}
 		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		return env.Reload(cliCtx.Context, ms, opts, cliCtx.Duration("timeout"))
@@ -83,10 +91,14 @@ var provisionCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags: []cli.Flag{
 		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
+		noTriggersFlag,
 	},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		return env.Provision(cliCtx.Context, ms, machine.ProvisionOptions{Only: cliCtx.StringSlice("provision-with"), Force: true})
@@ -145,10 +157,14 @@ var haltCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill at once, no clean shutdown"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
+		noTriggersFlag,
 	},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		return env.Halt(cliCtx.Context, ms, cliCtx.Bool("force"), cliCtx.Duration("timeout"))
@@ -159,10 +175,13 @@ var destroyCommand = &cli.Command{
 	Name:      "destroy",
 	Usage:     "stop and delete machines (the project folder is never touched)",
 	ArgsUsage: "[MACHINE...]",
-	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
+	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}, noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		var chosen []*machine.Machine

@@ -8,9 +8,13 @@ var suspendCommand = &cli.Command{
 	Name:      "suspend",
 	Usage:     "freeze machines where they are (freezer cgroup); 'den resume' wakes them",
 	ArgsUsage: "[MACHINE...]",
+	Flags:     []cli.Flag{noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		return env.Suspend(cliCtx.Context, ms)
@@ -21,9 +25,13 @@ var resumeCommand = &cli.Command{
 	Name:      "resume",
 	Usage:     "thaw suspended machines and wait until ssh answers",
 	ArgsUsage: "[MACHINE...]",
+	Flags:     []cli.Flag{noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
+			return err
+		}
+		if env, err = forCaller(cliCtx, env); err != nil {
 			return err
 		}
 		return env.Resume(cliCtx.Context, ms)

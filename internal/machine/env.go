@@ -44,6 +44,7 @@ type Env struct {
 	providers map[string]provider.Provider
 	fallback  string // the provider of machines whose den.hcl names none
 	shared    *shared
+	caller    Caller // who the operations run for (see WithCaller)
 }
 
 // shared is what the copies WithReporter makes have in common.
