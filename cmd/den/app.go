@@ -60,6 +60,7 @@ func newApp() *cli.App {
 			portCommand,
 			statusCommand,
 			globalStatusCommand,
+			autostartCommand,
 			haltCommand,
 			suspendCommand,
 			resumeCommand,

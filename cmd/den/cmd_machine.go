@@ -127,14 +127,17 @@ var statusCommand = &cli.Command{
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		var notes []string
 		for _, s := range all {
-			note := ""
+			var notes []string
 			switch {
 			case s.Orphaned:
-				note = "orphaned: not in den.hcl ('den destroy " + s.Name + "' removes it)"
+				notes = append(notes, "orphaned: not in den.hcl ('den destroy "+s.Name+"' removes it)")
 			case s.Provisioning != "":
-				note = "first provisioning unfinished ('den up' finishes it)"
+				notes = append(notes, "first provisioning unfinished ('den up' finishes it)")
 			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, s.Provider, s.Address, note)
+			if s.Autostart {
+				notes = append(notes, "autostart")
+			}
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, s.Provider, s.Address, strings.Join(notes, "; "))
 			if s.Orphaned {
 				notes = append(notes, s.Name)
 			}

@@ -21,14 +21,15 @@ import (
 
 // IndexEntry is one machine in the host-wide index (global-status).
 type IndexEntry struct {
-	Container  string    `json:"container"`
-	Provider   string    `json:"provider,omitempty"` // "" is the default provider (lxc)
-	Project    string    `json:"project"`
-	Machine    string    `json:"machine"`
-	Address    string    `json:"address"`
-	Box        string    `json:"box"`
-	BoxVersion string    `json:"box_version,omitempty"`
-	Created    time.Time `json:"created"`
+	Container        string    `json:"container"`
+	Provider         string    `json:"provider,omitempty"` // "" is the default provider (lxc)
+	Project          string    `json:"project"`
+	Machine          string    `json:"machine"`
+	Address          string    `json:"address"`
+	Box              string    `json:"box"`
+	BoxVersion       string    `json:"box_version,omitempty"`
+	Created          time.Time `json:"created"`
+	AutostartSetting           // as of the machine's last up or den autostart
 }
 
 // Index is the list of den machines of one DEN_HOME, kept under it.
