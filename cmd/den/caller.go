@@ -15,13 +15,11 @@ import (
 var noTriggersFlag = &cli.BoolFlag{Name: "no-triggers", Usage: "run none of den.hcl's triggers"}
 
 // forCaller makes env's operations run for the user who ran den, with
-// --no-triggers: host triggers run as that user.
-func forCaller(cliCtx *cli.Context, env *machine.Env) (*machine.Env, error) {
+// --no-triggers: host triggers run as that user. A user den cannot look
+// up is the error of the host triggers that need it, not of the command.
+func forCaller(cliCtx *cli.Context, env *machine.Env) *machine.Env {
 	u, err := invokingUser()
-	if err != nil {
-		return nil, err
-	}
-	return env.WithCaller(machine.Caller{User: u, NoTriggers: cliCtx.Bool("no-triggers")}), nil
+	return env.WithCaller(machine.Caller{User: u, UserErr: err, NoTriggers: cliCtx.Bool("no-triggers")})
 }
 
 // invokingUser is the user who ran den: under sudo (den is root and

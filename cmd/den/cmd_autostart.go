@@ -33,9 +33,7 @@ each project's den.hcl.`,
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		rows, err := env.Autostart(cliCtx.Context, machine.AutostartOptions{Stop: cliCtx.Bool("stop"), Timeout: cliCtx.Duration("timeout")})
 		if cliCtx.Bool("json") {
 			if jerr := printJSON(rows); jerr != nil {

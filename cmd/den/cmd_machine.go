@@ -54,9 +54,7 @@ var upCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.Up(cliCtx.Context, ms, opts)
 	},
 }
@@ -78,9 +76,7 @@ var reloadCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.Reload(cliCtx.Context, ms, opts, cliCtx.Duration("timeout"))
 	},
 }
@@ -98,9 +94,7 @@ var provisionCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.Provision(cliCtx.Context, ms, machine.ProvisionOptions{Only: cliCtx.StringSlice("provision-with"), Force: true})
 	},
 }
@@ -167,9 +161,7 @@ var haltCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.Halt(cliCtx.Context, ms, cliCtx.Bool("force"), cliCtx.Duration("timeout"))
 	},
 }
@@ -184,9 +176,7 @@ var destroyCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		var chosen []*machine.Machine
 		for _, m := range ms {
 			if !cliCtx.Bool("force") {

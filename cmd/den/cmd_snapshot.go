@@ -102,9 +102,7 @@ var snapshotPushCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.SnapshotPush(cliCtx.Context, ms)
 	},
 }
@@ -126,9 +124,7 @@ var snapshotPopCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.SnapshotPop(cliCtx.Context, ms, opts)
 	},
 }
@@ -148,8 +144,7 @@ func snapshotArgs(cliCtx *cli.Context) ([]*machine.Machine, *machine.Env, string
 	if err != nil {
 		return nil, nil, "", err
 	}
-	env, err = forCaller(cliCtx, env)
-	return ms, env, snap, err
+	return ms, forCaller(cliCtx, env), snap, nil
 }
 
 var snapshotListCommand = &cli.Command{

@@ -14,9 +14,7 @@ var suspendCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.Suspend(cliCtx.Context, ms)
 	},
 }
@@ -31,9 +29,7 @@ var resumeCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if env, err = forCaller(cliCtx, env); err != nil {
-			return err
-		}
+		env = forCaller(cliCtx, env)
 		return env.Resume(cliCtx.Context, ms)
 	},
 }

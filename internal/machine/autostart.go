@@ -208,9 +208,9 @@ func (e *Env) autostartJobs(ctx context.Context, stop bool) ([]autostartJob, []e
 		env := e.WithReporter(prefixed{e.UI, filepath.Base(dir) + "/"})
 		u, uerr := hostcmd.Lookup(fileOwner(ms[0].Project.File))
 		if uerr != nil {
-			env.UI.Warn("", "%s: host triggers will be refused: %v", dir, uerr)
+			uerr = fmt.Errorf("the owner of %s: %w", ms[0].Project.File, uerr)
 		}
-		env = env.WithCaller(Caller{User: u, NoTriggers: e.caller.NoTriggers})
+		env = env.WithCaller(Caller{User: u, UserErr: uerr, NoTriggers: e.caller.NoTriggers})
 		for _, m := range ms {
 			rec, _, st, err := e.current(ctx, m)
 			if err != nil {

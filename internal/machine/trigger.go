@@ -26,6 +26,10 @@ type Caller struct {
 	// User is who host triggers (run blocks) run as. nil refuses them: a
 	// front end that names nobody never has den run project code as root.
 	User *hostcmd.User
+	// UserErr says why User is nil (the account could not be looked up);
+	// it is the error of a host trigger, so that commands without one
+	// still work.
+	UserErr error
 	// NoTriggers skips every trigger (--no-triggers).
 	NoTriggers bool
 }
@@ -110,6 +114,9 @@ func (e *Env) runTrigger(ctx context.Context, m *Machine, t config.Trigger) erro
 func (e *Env) runHostTrigger(ctx context.Context, m *Machine, t config.Trigger) error {
 	name, r := m.Name(), t.Run
 	u := e.caller.User
+	if u == nil && e.caller.UserErr != nil {
+		return errdefs.Machinef(errdefs.Invalid, name, "trigger %q runs on the host, but den cannot tell as whom: %w", t.Name, e.caller.UserErr)
+	}
 	if u == nil {
 		return errdefs.Machinef(errdefs.Invalid, name, "trigger %q runs on the host, and this operation names no host user to run it as", t.Name)
 	}
@@ -158,7 +165,7 @@ func (e *Env) runGuestTrigger(ctx context.Context, m *Machine, t config.Trigger)
 		return err
 	}
 	if st != provider.Running {
-		return errdefs.Machinef(errdefs.NotRunning, name, "trigger %q runs in the guest, but machine %q is %s", t.Name, name, st)
+		return errdefs.Machinef(errdefs.NotRunning, name, "trigger %q runs in the guest, but machine %q is %s (start it with 'den up %s' first, give the trigger on_error = %q, or skip triggers with --no-triggers)", t.Name, name, st, name, config.OnErrorContinue)
 	}
 	client, err := e.dial(ctx, m, rec, prov)
 	if err != nil {

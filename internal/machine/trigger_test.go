@@ -308,6 +308,15 @@ func TestHostTriggerNeedsACaller(t *testing.T) {
 	if errdefs.KindOf(err) != errdefs.Invalid || !strings.Contains(err.Error(), "names no host user") {
 		t.Errorf("up without a caller: %v", err)
 	}
+	// A user that could not be looked up is the error of the host trigger
+	// alone, with its reason.
+	lost := w.env.WithCaller(Caller{UserErr: errors.New("no account with uid 4242")})
+	err = lost.Up(context.Background(), w.machines(p), UpOptions{})
+	if errdefs.KindOf(err) != errdefs.Invalid || !strings.Contains(err.Error(), `trigger "host before up" runs on the host, but den cannot tell as whom: no account with uid 4242`) {
+		t.Errorf("up with a user den could not look up: %v", err)
+	}
+	q := w.project("box = \"test/box\"\n")
+	must(t, lost.Up(context.Background(), w.machines(q), UpOptions{}))
 }
 
 // TestTriggerMachines: a top-level trigger with machines runs for those

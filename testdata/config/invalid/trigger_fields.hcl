@@ -5,6 +5,7 @@ trigger "after" "up" {
   on_error = "ignore"
   run {
     inline = ["true"]
+    env    = { "1ST" = "x" }
   }
   run {
     inline = ["false"]
