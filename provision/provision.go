@@ -147,26 +147,47 @@ func checkOnly(provs []config.Provision, opts Options) error {
 	return nil
 }
 
-// runShell uploads the provisioner's script to a temporary file in the
-// guest, runs it, and removes it again.
-func runShell(ctx context.Context, comm Communicator, p config.Provision, opts Options) (err error) {
+// runShell runs a shell provisioner and turns its failure into an error.
+func runShell(ctx context.Context, comm Communicator, p config.Provision, opts Options) error {
+	status, err := Shell(ctx, comm, p, opts.Out, opts.Err)
+	if err != nil {
+		return fmt.Errorf("provisioner %q (shell): %w", p.Name, err)
+	}
+	if status != 0 {
+		return &ProvisionError{Name: p.Name, Type: p.Type, Status: status}
+	}
+	return nil
+}
+
+// Shell runs the script of the shell provisioner p in the guest: uploaded
+// to a temporary file (its name from p.Name), run as p says (sudo when
+// privileged, p.Env, p.Args) and removed again. It returns the script's
+// exit status; the error is for everything else (the script's file, the
+// upload, the connection, ctx's end). Triggers' run_remote runs this way.
+func Shell(ctx context.Context, comm Communicator, p config.Provision, stdout, stderr io.Writer) (status int, err error) {
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
 	body, err := script(p)
 	if err != nil {
-		return fmt.Errorf("provisioner %q (shell): reading the script: %w", p.Name, err)
+		return -1, fmt.Errorf("reading the script: %w", err)
 	}
 	remote := fmt.Sprintf("/tmp/den-provision-%s-%s.sh", p.Name, randomSuffix())
 	err = withTempFile(body, func(local string) error {
 		return comm.Upload(ctx, remote, local)
 	})
 	if err != nil {
-		return fmt.Errorf("provisioner %q (shell): uploading the script: %w", p.Name, err)
+		return -1, fmt.Errorf("uploading the script: %w", err)
 	}
 	defer func() {
-		if cerr := cleanup(ctx, comm, "rm -f "+quote(remote), opts.Err); cerr != nil && err == nil {
-			err = fmt.Errorf("provisioner %q (shell): removing %s: %w", p.Name, remote, cerr)
+		if cerr := cleanup(ctx, comm, "rm -f "+quote(remote), stderr); cerr != nil && err == nil && status == 0 {
+			err = fmt.Errorf("removing %s: %w", remote, cerr)
 		}
 	}()
-	return run(ctx, comm, p, shellCommand(p, interpreter(body), remote), opts)
+	return comm.Run(ctx, shellCommand(p, Interpreter(body), remote), nil, stdout, stderr)
 }
 
 // script returns the script a shell provisioner runs: the file at p.Path,
@@ -184,10 +205,10 @@ func script(p config.Provision) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// interpreter returns the command of the script's #! line, split as Linux
+// Interpreter returns the command of the script's #! line, split as Linux
 // does (the path, then the rest as one argument), or /bin/sh without one.
 // Running the interpreter, rather than the script, works on a noexec /tmp.
-func interpreter(script []byte) []string {
+func Interpreter(script []byte) []string {
 	line, _, _ := strings.Cut(string(script), "\n")
 	line, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "#!")
 	fields := strings.Fields(line)

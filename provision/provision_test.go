@@ -284,8 +284,8 @@ func TestInterpreter(t *testing.T) {
 		{"", []string{"/bin/sh"}},
 	} {
 		t.Run(tc.script, func(t *testing.T) {
-			if got := interpreter([]byte(tc.script)); !slices.Equal(got, tc.want) {
-				t.Errorf("interpreter(%q) = %q, want %q", tc.script, got, tc.want)
+			if got := Interpreter([]byte(tc.script)); !slices.Equal(got, tc.want) {
+				t.Errorf("Interpreter(%q) = %q, want %q", tc.script, got, tc.want)
 			}
 		})
 	}

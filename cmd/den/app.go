@@ -60,6 +60,7 @@ func newApp() *cli.App {
 			portCommand,
 			statusCommand,
 			globalStatusCommand,
+			autostartCommand,
 			haltCommand,
 			suspendCommand,
 			resumeCommand,
@@ -143,6 +144,12 @@ func report(w io.Writer, err error) int {
 		var pe *provision.ProvisionError
 		if errors.As(err, &pe) && pe.Status > 0 && pe.Status < 256 {
 			return pe.Status
+		}
+	case kind == errdefs.TriggerFailed:
+		// So is a failed trigger's.
+		var te *machine.TriggerError
+		if errors.As(err, &te) && te.Status > 0 && te.Status < 256 {
+			return te.Status
 		}
 	}
 	return 1

@@ -6,6 +6,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,5 +175,82 @@ func TestCLIValidateWarnsPrivileged(t *testing.T) {
 	}
 	if r := den(t, projectDir(t, "box = \"x/y\"\nprivileged = \"yes\"\n"), "", "validate"); r.code != 1 || !strings.Contains(r.err, "den.hcl:2:14") {
 		t.Errorf("privileged = \"yes\": %d %q", r.code, r.err)
+	}
+}
+
+// TestCLITriggersAndAutostart: validate describes triggers and autostart;
+// den autostart, the systemd unit's commands and the init script do
+// nothing (and succeed) in a home without autostart machines.
+func TestCLITriggersAndAutostart(t *testing.T) {
+	dir := projectDir(t, `box = "debian/bookworm"
+autostart       = true
+autostart_order = 2
+trigger "after" "up" {
+  name     = "notify"
+  on_error = "continue"
+  run {
+    inline = ["echo up", "echo again"]
+  }
+  run_remote {
+    inline = ["systemctl restart app"]
+  }
+}
+`)
+	r := den(t, dir, "", "validate")
+	for _, want := range []string{
+		"    trigger notify (after up, on error continue): on the host 2 inline command(s), then in the guest 1 inline command(s)\n",
+		"    autostart (order 2, delay 0s)\n",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("validate lacks %q:\n%s", want, r.out)
+		}
+	}
+	for _, cmd := range []string{"up", "reload", "halt", "destroy", "provision", "suspend", "resume", "autostart", "snapshot save", "snapshot restore", "snapshot delete", "snapshot push", "snapshot pop"} {
+		if r := den(t, dir, "", append(strings.Fields(cmd), "--help")...); !strings.Contains(r.out, "--no-triggers") {
+			t.Errorf("den %s has no --no-triggers:\n%s", cmd, r.out)
+		}
+	}
+
+	home := []string{"DEN_HOME=" + t.TempDir()}
+	unit, err := os.ReadFile(filepath.Join("..", "..", "dist", "den-autostart.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var execs int
+	for _, line := range strings.Split(string(unit), "\n") {
+		cmd, ok := strings.CutPrefix(line, "ExecStart=")
+		if !ok {
+			cmd, ok = strings.CutPrefix(line, "ExecStop=")
+		}
+		if !ok {
+			continue
+		}
+		execs++
+		f := strings.Fields(cmd)
+		if f[0] != "/usr/local/bin/den" {
+			t.Errorf("the unit runs %q, not den", f[0])
+		}
+		if r := denAs(t, t.TempDir(), home, f[1:]...); r.code != 0 || !strings.Contains(r.out, "No machine of DEN_HOME") {
+			t.Errorf("%s: %d\n%s%s", cmd, r.code, r.out, r.err)
+		}
+	}
+	if execs != 2 {
+		t.Errorf("the unit has %d ExecStart/ExecStop lines, want 2", execs)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "..", "dist", "den-autostart.init"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "den-autostart")
+	os.WriteFile(script, []byte(strings.Replace(string(src), "\nDEN=/usr/local/bin/den\n", "\nDEN="+e2e.bin+"\n", 1)), 0o755)
+	for _, action := range []string{"start", "stop", "status"} {
+		cmd := exec.Command("/bin/sh", script, action)
+		cmd.Env = append(os.Environ(), home...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("den-autostart %s: %v\n%s", action, err, out)
+		}
+	}
+	if out, _ := exec.Command("/bin/sh", script, "bogus").CombinedOutput(); !strings.Contains(string(out), "Usage:") {
+		t.Errorf("den-autostart bogus: %s", out)
 	}
 }

@@ -71,9 +71,13 @@ func printGlobal(all []machine.GlobalEntry, home string, pruned bool) {
 	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 1, ' ', 0)
-	fmt.Fprintln(tw, "id\tname\tprovider\tstate\tdirectory\taddress")
+	fmt.Fprintln(tw, "id\tname\tprovider\tstate\tautostart\tdirectory\taddress")
 	for _, g := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Name, g.Provider, g.State, g.Directory, g.Address)
+		auto := "no"
+		if g.Autostart {
+			auto = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Name, g.Provider, g.State, auto, g.Directory, g.Address)
 	}
 	tw.Flush()
 	lines := strings.SplitAfterN(b.String(), "\n", 2)

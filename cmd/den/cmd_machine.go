@@ -42,6 +42,7 @@ var upCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags: append([]cli.Flag{
 		&cli.BoolFlag{Name: "no-parallel", Usage: "bring machines up one after the other"},
+		noTriggersFlag,
 	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
 		opts, err := upOptions(cliCtx)
@@ -53,6 +54,7 @@ var upCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		return env.Up(cliCtx.Context, ms, opts)
 	},
 }
@@ -63,6 +65,7 @@ var reloadCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags: append([]cli.Flag{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
+		noTriggersFlag,
 	}, provisionFlags...),
 	Action: func(cliCtx *cli.Context) error {
 		opts, err := upOptions(cliCtx)
@@ -73,6 +76,7 @@ var reloadCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		return env.Reload(cliCtx.Context, ms, opts, cliCtx.Duration("timeout"))
 	},
 }
@@ -83,12 +87,14 @@ var provisionCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags: []cli.Flag{
 		&cli.StringSliceFlag{Name: "provision-with", Usage: "run only the provisioner called `NAME` (repeatable)"},
+		noTriggersFlag,
 	},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, onlyConfigured)
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		return env.Provision(cliCtx.Context, ms, machine.ProvisionOptions{Only: cliCtx.StringSlice("provision-with"), Force: true})
 	},
 }
@@ -113,16 +119,21 @@ var statusCommand = &cli.Command{
 		fmt.Println("Current machine states:")
 		fmt.Println()
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		var notes []string
+		var orphans []string
 		for _, s := range all {
-			note := ""
+			var notes []string
 			switch {
 			case s.Orphaned:
-				note = "orphaned: not in den.hcl ('den destroy " + s.Name + "' removes it)"
+				notes = append(notes, "orphaned: not in den.hcl ('den destroy "+s.Name+"' removes it)")
+				orphans = append(orphans, s.Name)
 			case s.Provisioning != "":
-				note = "first provisioning unfinished ('den up' finishes it)"
-			case s.Note != "":
-				note = s.Note
+				notes = append(notes, "first provisioning unfinished ('den up' finishes it)")
+			}
+			if s.Note != "" {
+				notes = append(notes, s.Note)
+			}
+			if s.Autostart {
+				notes = append(notes, "autostart")
 			}
 			how := s.Provider
 			switch {
@@ -131,17 +142,14 @@ var statusCommand = &cli.Command{
 			case s.IDs != "":
 				how += ", unprivileged: host ids " + s.IDs
 			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, how, s.Address, note)
-			if s.Orphaned {
-				notes = append(notes, s.Name)
-			}
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, how, s.Address, strings.Join(notes, "; "))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		if len(notes) > 0 {
+		if len(orphans) > 0 {
 			fmt.Printf("\n%s recorded in .den/ but no longer in den.hcl: 'den destroy %s' removes %s.\n",
-				strings.Join(notes, ", "), strings.Join(notes, " "), map[bool]string{true: "it", false: "them"}[len(notes) == 1])
+				strings.Join(orphans, ", "), strings.Join(orphans, " "), map[bool]string{true: "it", false: "them"}[len(orphans) == 1])
 		}
 		return nil
 	},
@@ -154,12 +162,14 @@ var haltCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill at once, no clean shutdown"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a clean shutdown may take"},
+		noTriggersFlag,
 	},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		return env.Halt(cliCtx.Context, ms, cliCtx.Bool("force"), cliCtx.Duration("timeout"))
 	},
 }
@@ -168,12 +178,13 @@ var destroyCommand = &cli.Command{
 	Name:      "destroy",
 	Usage:     "stop and delete machines (the project folder is never touched)",
 	ArgsUsage: "[MACHINE...]",
-	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
+	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}, noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, fromState)
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		var chosen []*machine.Machine
 		for _, m := range ms {
 			if !cliCtx.Bool("force") {

@@ -136,9 +136,34 @@ var validateCommand = &cli.Command{
 			if len(c.SSH.ForwardEnv) > 0 {
 				fmt.Printf("    ssh passes on %s\n", strings.Join(c.SSH.ForwardEnv, ", "))
 			}
+			for _, tr := range c.Triggers {
+				var parts []string
+				if tr.Run != nil {
+					parts = append(parts, "on the host "+triggerWhat(tr.Run))
+				}
+				if tr.RunRemote != nil {
+					parts = append(parts, "in the guest "+triggerWhat(tr.RunRemote))
+				}
+				onError := ""
+				if tr.OnError == config.OnErrorContinue {
+					onError = ", on error continue"
+				}
+				fmt.Printf("    trigger %s (%s %s%s): %s\n", tr.Name, tr.When, tr.Command, onError, strings.Join(parts, ", then "))
+			}
+			if c.Autostart {
+				fmt.Printf("    autostart (order %d, delay %s)\n", c.AutostartOrder, c.AutostartDelay)
+			}
 		}
 		return nil
 	},
+}
+
+// triggerWhat says what a trigger's run or run_remote runs.
+func triggerWhat(r *config.TriggerRun) string {
+	if r.Path != "" {
+		return shellWords(append([]string{r.Path}, r.Args...))
+	}
+	return fmt.Sprintf("%d inline command(s)", len(r.Inline))
 }
 
 // shellWords writes words as a shell would need them typed: plain when

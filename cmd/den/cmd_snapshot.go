@@ -30,6 +30,7 @@ var snapshotCommand = &cli.Command{
 // flags, as in Vagrant.
 var restoreFlags = append([]cli.Flag{
 	&cli.BoolFlag{Name: "no-start", Usage: "leave the machine stopped after restoring"},
+	noTriggersFlag,
 }, provisionFlags...)
 
 // restoreOptions reads restoreFlags.
@@ -49,7 +50,7 @@ var snapshotSaveCommand = &cli.Command{
 	Name:      "save",
 	Usage:     "save a snapshot (a running machine is frozen for the copy and keeps running)",
 	ArgsUsage: "[MACHINE] NAME",
-	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace a snapshot of that name"}},
+	Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace a snapshot of that name"}, noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, snap, err := snapshotArgs(cliCtx)
 		if err != nil {
@@ -81,6 +82,7 @@ var snapshotDeleteCommand = &cli.Command{
 	Name:      "delete",
 	Usage:     "delete a snapshot",
 	ArgsUsage: "[MACHINE] NAME",
+	Flags:     []cli.Flag{noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, snap, err := snapshotArgs(cliCtx)
 		if err != nil {
@@ -94,11 +96,13 @@ var snapshotPushCommand = &cli.Command{
 	Name:      "push",
 	Usage:     "save a snapshot with a name of its own, for 'snapshot pop'",
 	ArgsUsage: "[MACHINE...]",
+	Flags:     []cli.Flag{noTriggersFlag},
 	Action: func(cliCtx *cli.Context) error {
 		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		return env.SnapshotPush(cliCtx.Context, ms)
 	},
 }
@@ -120,6 +124,7 @@ var snapshotPopCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		env = forCaller(cliCtx, env)
 		return env.SnapshotPop(cliCtx.Context, ms, opts)
 	},
 }
@@ -136,7 +141,10 @@ func snapshotArgs(cliCtx *cli.Context) ([]*machine.Machine, *machine.Env, string
 		return nil, nil, "", usageError{err}
 	}
 	ms, env, err := machinesOf(args[:len(args)-1], withOrphans)
-	return ms, env, snap, err
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return ms, forCaller(cliCtx, env), snap, nil
 }
 
 var snapshotListCommand = &cli.Command{

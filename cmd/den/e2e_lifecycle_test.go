@@ -297,10 +297,10 @@ func TestE2EGlobalStatus(t *testing.T) {
 	text, took := mustDenTimed(t, t.TempDir(), "global-status")
 	t.Logf("figure: global-status took %s", took)
 	header := strings.Fields(strings.SplitN(text, "\n", 2)[0])
-	if !slices.Equal(header, []string{"id", "name", "provider", "state", "directory", "address"}) {
+	if !slices.Equal(header, []string{"id", "name", "provider", "state", "autostart", "directory", "address"}) {
 		t.Errorf("header %q", header)
 	}
-	for _, want := range []string{a, b, ga.ID + " default lxc", "running", "stopped", "--prune"} {
+	for _, want := range []string{a, b, ga.ID + " default lxc running no " + a, "stopped", "--prune"} {
 		if !strings.Contains(strings.Join(strings.Fields(text), " "), want) {
 			t.Errorf("global-status lacks %q:\n%s", want, text)
 		}

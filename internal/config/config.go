@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/den-dev/den/internal/version"
 	"github.com/hashicorp/hcl/v2"
@@ -85,7 +86,16 @@ type Machine struct {
 	Privileged      bool
 	PrivilegedRange hcl.Range
 	// Nesting lets the machine run containers (LXC, Docker, Podman) itself.
-	Nesting bool
+	Nesting  bool
+	Triggers []Trigger // the top level's that are for this machine, then its own, in file order
+
+	// Autostart marks a machine 'den autostart' brings up when the host
+	// boots; machines of a lower AutostartOrder come up first, and after
+	// each group den waits the longest AutostartDelay of its machines
+	// (LXC's lxc.start.auto, lxc.start.order and lxc.start.delay).
+	Autostart      bool
+	AutostartOrder int
+	AutostartDelay time.Duration
 }
 
 // SyncedFolder is a host folder bind-mounted into the guest.
@@ -126,7 +136,8 @@ func Find(dir string) (string, error) {
 
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}, {Name: "privileged"}, {Name: "nesting"}},
+	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}, {Name: "privileged"}, {Name: "nesting"},
+		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
@@ -135,6 +146,7 @@ var settingsSchema = &hcl.BodySchema{
 		{Type: "machine", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "ssh"},
+		{Type: "trigger", LabelNames: []string{"when", "command"}},
 	},
 }
 
@@ -169,6 +181,10 @@ type layer struct {
 
 	// the values' ranges, for diagnostics made after decoding
 	memoryRange, cpusRange, bridgeRange hcl.Range
+	triggers                            []trigger
+	autostart                           *bool
+	order                               *int
+	delay                               *time.Duration
 }
 
 // folder is a validated synced_folder block.
@@ -326,10 +342,14 @@ func (l *loader) project(body hcl.Body) *Project {
 			l.errorf(start, "Missing box", `%s must name the box to create the machine from, e.g. box = "debian/bookworm"; 'den box list' shows the installed boxes.`, start.Filename)
 		}
 		p.Machines = append(p.Machines, m)
+		l.checkTriggerMachines(p, top.triggers, nil)
+		l.checkHostScripts(p, top.triggers)
 		return p
 	}
 	seen := map[string]hcl.Range{}
 	var primary hcl.Range
+	own := map[string][]trigger{}
+	allTriggers := top.triggers
 	for _, b := range machines {
 		name := b.Labels[0]
 		if !machineNameRE.MatchString(name) {
@@ -342,19 +362,25 @@ func (l *loader) project(body hcl.Body) *Project {
 		} else {
 			seen[name] = b.DefRange
 		}
-		own, _ := l.layer(b.Body, false)
-		m := l.machine(name, top, own, b.DefRange)
+		ly, _ := l.layer(b.Body, false)
+		m := l.machine(name, top, ly, b.DefRange)
+		if _, dup := own[name]; !dup {
+			own[name] = ly.triggers
+		}
+		allTriggers = append(allTriggers, ly.triggers...)
 		if m.Box == "" && !l.diags.HasErrors() {
 			l.errorf(b.DefRange, "Missing box", `Machine %q has no box: set box = "debian/bookworm" at the top level (every machine inherits it) or in this block.`, name)
 		}
-		if own.primary != nil && *own.primary {
+		if ly.primary != nil && *ly.primary {
 			if primary.Filename != "" {
-				l.errorf(own.primaryRange, "Two primary machines", "Only one machine can be primary; another is marked at %s.", loc(primary))
+				l.errorf(ly.primaryRange, "Two primary machines", "Only one machine can be primary; another is marked at %s.", loc(primary))
 			}
-			m.Primary, primary = true, own.primaryRange
+			m.Primary, primary = true, ly.primaryRange
 		}
 		p.Machines = append(p.Machines, m)
 	}
+	l.checkTriggerMachines(p, top.triggers, own)
+	l.checkHostScripts(p, allTriggers)
 	return p
 }
 
@@ -392,6 +418,15 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		if ly.nesting != nil {
 			m.Nesting = *ly.nesting
 		}
+		if ly.autostart != nil {
+			m.Autostart = *ly.autostart
+		}
+		if ly.order != nil {
+			m.AutostartOrder = *ly.order
+		}
+		if ly.delay != nil {
+			m.AutostartDelay = *ly.delay
+		}
 		ly.ssh.merge(&m.SSH)
 		m.Forwards = append(m.Forwards, ly.forwards...)
 		for _, kv := range ly.lxc {
@@ -404,6 +439,7 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 	}
 	m.Synced = mergeFolders(l.dir, top.folders, own.folders)
 	m.Provisions = l.mergeProvisions(top.provisions, own.provisions)
+	m.Triggers = mergeTriggers(name, top.triggers, own.triggers)
 	return m
 }
 
@@ -514,7 +550,9 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 		}
 	}
 
+	l.autostart(ly, attrs)
 	blocks := content.Blocks.ByType()
+	ly.triggers = l.triggers(blocks["trigger"])
 	ly.ssh = l.ssh(blocks["ssh"])
 	ly.folders = l.folders(blocks["synced_folder"])
 	for i, b := range blocks["lxc"] {

@@ -81,6 +81,41 @@ func dump(p *Project, base string) []byte {
 		Destination string      `json:"destination,omitempty"`
 		DefRange    string      `json:"def_range"`
 	}
+	type run struct {
+		Inline     []string    `json:"inline,omitempty"`
+		Path       string      `json:"path,omitempty"`
+		Args       []string    `json:"args,omitempty"`
+		Env        [][2]string `json:"env,omitempty"`
+		Privileged bool        `json:"privileged,omitempty"`
+		DefRange   string      `json:"def_range"`
+	}
+	type trigger struct {
+		Name      string   `json:"name"`
+		When      string   `json:"when"`
+		Command   string   `json:"command"`
+		Run       *run     `json:"run,omitempty"`
+		RunRemote *run     `json:"run_remote,omitempty"`
+		OnError   string   `json:"on_error"`
+		Machines  []string `json:"machines,omitempty"`
+		DefRange  string   `json:"def_range"`
+	}
+	type autostart struct {
+		Order int    `json:"order"`
+		Delay string `json:"delay"`
+	}
+	dumpRun := func(r *TriggerRun) *run {
+		if r == nil {
+			return nil
+		}
+		d := &run{Inline: r.Inline, Args: r.Args, Privileged: r.Privileged, DefRange: loc(r.DefRange)}
+		if r.Path != "" {
+			d.Path = rel(r.Path)
+		}
+		for _, kv := range r.Env {
+			d.Env = append(d.Env, [2]string{kv.Key, kv.Value})
+		}
+		return d
+	}
 	type machine struct {
 		Name       string      `json:"name"`
 		Box        string      `json:"box"`
@@ -98,6 +133,8 @@ func dump(p *Project, base string) []byte {
 		DefRange   string      `json:"def_range"`
 		Primary    bool        `json:"primary,omitempty"`
 		SSH        *SSH        `json:"ssh,omitempty"`
+		Triggers   []trigger   `json:"triggers,omitempty"`
+		Autostart  *autostart  `json:"autostart,omitempty"`
 	}
 	out := struct {
 		File     string    `json:"file"`
@@ -141,6 +178,15 @@ func dump(p *Project, base string) []byte {
 		}
 		for _, f := range m.Forwards {
 			d.Forwards = append(d.Forwards, f.String()+" at "+loc(f.DefRange))
+		}
+		for _, tr := range m.Triggers {
+			d.Triggers = append(d.Triggers, trigger{
+				Name: tr.Name, When: tr.When, Command: tr.Command, Run: dumpRun(tr.Run), RunRemote: dumpRun(tr.RunRemote),
+				OnError: tr.OnError, Machines: tr.Machines, DefRange: loc(tr.DefRange),
+			})
+		}
+		if m.Autostart {
+			d.Autostart = &autostart{Order: m.AutostartOrder, Delay: m.AutostartDelay.String()}
 		}
 		out.Machines = append(out.Machines, d)
 	}
@@ -364,7 +410,7 @@ func TestTemplate(t *testing.T) {
 	t.Run("every setting shown", func(t *testing.T) {
 		tpl := string(Template(""))
 		for _, name := range append([]string{"box", "box_version", "box_url", "memory", "cpus", "hostname", "bridge", "guest", "read_only", "disabled", "config",
-			"name", "inline", "path", "args", "env", "privileged", "run", "source", "destination"}, blockNames()...) {
+			"name", "inline", "path", "args", "env", "privileged", "run", "source", "destination", "run_remote", "on_error", "machines", "autostart", "autostart_order", "autostart_delay"}, blockNames()...) {
 			if !strings.Contains(tpl, name) {
 				t.Errorf("Template does not mention %q", name)
 			}
@@ -513,4 +559,83 @@ func TestLoadWith(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "den.hcl:2:") {
 		t.Errorf("error %v: want one located at den.hcl:2", err)
 	}
+}
+
+// TestHostScriptWritable: a host trigger's script that a machine could
+// rewrite is refused, however it is reached: in a read-write synced folder,
+// through a symlink into one or through a symlink that lies in one, or with
+// a hard link den cannot follow.
+func TestHostScriptWritable(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "app")
+	safe := filepath.Join(root, "safe")
+	for _, d := range []string{filepath.Join(dir, "scripts"), filepath.Join(dir, "ro"), safe} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := func(path string) string {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("#!/bin/sh\ntrue\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	script(filepath.Join(dir, "scripts", "in.sh"))
+	script(filepath.Join(dir, "ro", "ro.sh"))
+	outside := script(filepath.Join(safe, "out.sh"))
+	os.Symlink(filepath.Join(dir, "scripts"), filepath.Join(safe, "into")) // a safe link into the project
+	os.Symlink(safe, filepath.Join(dir, "scripts", "out"))                 // a link in the project, out of it
+	os.Link(outside, filepath.Join(safe, "hard.sh"))                       // a second name
+	script(filepath.Join(safe, "single.sh"))
+	load := func(folders, path string) error {
+		t.Helper()
+		src := fmt.Sprintf("box = \"b\"\n%s\ntrigger \"after\" \"up\" {\n  run {\n    path = %q\n  }\n}\n", folders, path)
+		if err := os.WriteFile(filepath.Join(dir, FileName), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(filepath.Join(dir, FileName))
+		return err
+	}
+	roProject := "synced_folder \".\" {\n  guest = \"/den\"\n  read_only = true\n}\n"
+	rwSub := roProject + "synced_folder \"scripts\" {\n  guest = \"/scripts\"\n}\n"
+	for _, tc := range []struct {
+		name, folders, path, want string
+	}{
+		{"in the default folder", "", "scripts/in.sh", `"scripts/in.sh" lies in the synced folder "."`},
+		{"read-only project", roProject, "scripts/in.sh", ""},
+		{"outside every folder", "", filepath.Join(safe, "single.sh"), ""},
+		{"through a link into a folder", "", filepath.Join(safe, "into", "in.sh"), `leads through the symlink "` + filepath.Join(safe, "into") + `" into the synced folder "."`},
+		{"through a link that lies in a folder", rwSub, filepath.Join(dir, "scripts", "out", "single.sh"), `lies in the synced folder "scripts", which machine "default" mounts read-write at /scripts`},
+		{"a read-write sub-folder", rwSub, "ro/ro.sh", ""},
+		{"hard link", "", filepath.Join(safe, "hard.sh"), "has 2 hard links"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := load(tc.folders, tc.path)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Load = %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), "Script a machine can write")):
+				t.Errorf("Load = %v, want the script refused", err)
+			case tc.want != "":
+				var de *DiagError
+				errors.As(err, &de)
+				if d := de.Diags[0].Detail; !strings.Contains(d, tc.want) {
+					t.Errorf("detail %q does not say %q", d, tc.want)
+				}
+			}
+		})
+	}
+	t.Run("a link that lies in a folder", func(t *testing.T) {
+		link := filepath.Join(dir, "scripts", "out")
+		p := &Project{Dir: dir, Machines: []*Machine{{Name: "web", Synced: []SyncedFolder{{Host: filepath.Join(dir, "scripts"), Guest: "/s"}}}}}
+		// The walk meets the link itself inside the folder before it follows it.
+		err := p.CheckHostScript(filepath.Join(link, "single.sh"))
+		if err == nil || !strings.Contains(err.Error(), `lies in the synced folder "scripts"`) {
+			t.Errorf("CheckHostScript = %v", err)
+		}
+		if err := p.CheckHostScript(filepath.Join(safe, "single.sh")); err != nil {
+			t.Errorf("CheckHostScript of a safe script = %v", err)
+		}
+	})
 }

@@ -110,6 +110,35 @@ box = %s
 #   forward_env   = ["LANG", "EDITOR"]
 # }
 
+# Commands den runs before or after one of its commands (Vagrant's triggers):
+# "before" or "after", then up, halt, reload, destroy, provision, suspend,
+# resume or snapshot. run runs on this host as you (under sudo: as the user
+# who ran sudo), in this folder, with DEN_MACHINE, DEN_PROJECT and DEN_ADDRESS
+# set; run_remote runs in the guest as a shell provisioner does. A failing
+# trigger stops the command unless on_error = "continue"; --no-triggers skips
+# them. A host script (path) that a machine can write, in a read-write synced
+# folder, is refused: use inline commands, or keep the script elsewhere.
+# trigger "after" "up" {
+#   name = "notify"
+#   run {
+#     inline = ["echo \"$DEN_MACHINE is up at $DEN_ADDRESS\""]
+#   }
+#   # run_remote {
+#   #   inline     = ["systemctl restart app"]
+#   #   privileged = true
+#   # }
+#   on_error = "continue"
+#   # machines = ["web"]
+# }
+
+# Bring the machine up when the host boots ('den autostart', which the
+# systemd unit or init script in den's dist/ folder runs). Machines of a lower
+# autostart_order come up first, those of one order together; den waits
+# autostart_delay seconds after each order group.
+# autostart       = true
+# autostart_order = 0
+# autostart_delay = 0
+
 # More machines: with machine blocks, the machines are exactly these blocks;
 # each inherits the settings above and may override any of them. The primary
 # machine is the one 'den ssh' (and other one-machine commands) picks when

@@ -20,20 +20,21 @@ type Kind string
 
 // The kinds den reports. Internal is every failure without a kind of its own.
 const (
-	Internal     Kind = "internal"       // anything else: I/O, a provider's own failure
-	Invalid      Kind = "invalid"        // bad input: den.hcl, a flag, a name, an API request
-	NotFound     Kind = "not-found"      // no such machine, snapshot, box version, operation
-	Exists       Kind = "exists"         // the thing to make exists already
-	NotCreated   Kind = "not-created"    // the machine has not been created
-	NotRunning   Kind = "not-running"    // the machine is stopped and must run for this
-	Frozen       Kind = "frozen"         // the machine is suspended
-	Locked       Kind = "locked"         // another den holds the lock past the wait
-	BoxMissing   Kind = "box-missing"    // the box a machine names is not installed and cannot be had
-	HostNotReady Kind = "host-not-ready" // a host prerequisite is missing (root, LXC, the bridge)
-	Unsupported  Kind = "unsupported"    // the provider lacks the ability
-	GuestFailed  Kind = "guest-failed"   // a command den ran in the guest failed (a provisioner)
-	Canceled     Kind = "canceled"       // interrupted: Ctrl-C, SIGTERM, a cancelled operation
-	Tampered     Kind = "tampered"       // den's own state (.den/, the index) does not hold what den wrote
+	Internal      Kind = "internal"       // anything else: I/O, a provider's own failure
+	Invalid       Kind = "invalid"        // bad input: den.hcl, a flag, a name, an API request
+	NotFound      Kind = "not-found"      // no such machine, snapshot, box version, operation
+	Exists        Kind = "exists"         // the thing to make exists already
+	NotCreated    Kind = "not-created"    // the machine has not been created
+	NotRunning    Kind = "not-running"    // the machine is stopped and must run for this
+	Frozen        Kind = "frozen"         // the machine is suspended
+	Locked        Kind = "locked"         // another den holds the lock past the wait
+	BoxMissing    Kind = "box-missing"    // the box a machine names is not installed and cannot be had
+	HostNotReady  Kind = "host-not-ready" // a host prerequisite is missing (root, LXC, the bridge)
+	Unsupported   Kind = "unsupported"    // the provider lacks the ability
+	GuestFailed   Kind = "guest-failed"   // a command den ran in the guest failed (a provisioner)
+	TriggerFailed Kind = "trigger-failed" // a trigger's command failed, on the host or in the guest
+	Canceled      Kind = "canceled"       // interrupted: Ctrl-C, SIGTERM, a cancelled operation
+	Tampered      Kind = "tampered"       // den's own state (.den/, the index) does not hold what den wrote
 )
 
 func (k Kind) Error() string { return string(k) }
@@ -149,7 +150,7 @@ func HTTPStatus(k Kind) int {
 		return 501
 	case HostNotReady:
 		return 503
-	case GuestFailed:
+	case GuestFailed, TriggerFailed:
 		return 422
 	case Canceled:
 		return 499

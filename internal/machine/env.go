@@ -1,16 +1,18 @@
 // Package machine is den's domain: it turns a project's den.hcl machines
 // into provider calls — up (with box acquisition, address reservation and
 // provisioning), halt, reload, destroy, suspend, snapshots, package,
-// status — each taking its own locks, reporting through a ui.Reporter and
-// failing with errdefs kinds. Front ends (the CLI, a server) only turn
-// their input into these calls and the results into output.
+// status, autostart — each taking its own locks, running den.hcl's
+// triggers for the caller it is given (WithCaller), reporting through a
+// ui.Reporter and failing with errdefs kinds. Front ends (the CLI, a
+// server) only turn their input into these calls and the results into
+// output.
 //
 // Layers (who may import whom; a lower one never imports a higher one):
 //
 //	cmd/den, den serve          front ends: flags/HTTP → calls → text/JSON/codes
 //	internal/machine            domain: projects, machines, the index; locks, progress, typed errors
 //	box, provision, provider/*  boxes, provisioners, engines (lxc; fake for tests)
-//	internal/{config,sshx,fetch,forward,fsutil,lock,layout,ui,errdefs,version,host}  leaves
+//	internal/{config,sshx,fetch,forward,fsutil,lock,layout,ui,errdefs,version,host,hostcmd}  leaves
 package machine
 
 import (
@@ -48,6 +50,7 @@ type Env struct {
 	providers map[string]provider.Provider
 	fallback  string // the provider of machines whose den.hcl names none
 	shared    *shared
+	caller    Caller // who the operations run for (see WithCaller)
 }
 
 // shared is what the copies WithReporter makes have in common.

@@ -23,6 +23,9 @@ type GlobalEntry struct {
 	Address   string `json:"address,omitempty"`
 	Container string `json:"container"`
 	Box       string `json:"box,omitempty"`
+	// Autostart, AutostartOrder and AutostartDelay (seconds) are the
+	// machine's autostart setting as of its last up or den autostart.
+	AutostartSetting
 	// Stale says why --prune drops the entry ("" when it stands for a
 	// machine or for an address a project still holds).
 	Stale string `json:"stale,omitempty"`
@@ -91,6 +94,8 @@ func (e *Env) globalEntry(ctx context.Context, ie IndexEntry) GlobalEntry {
 		Directory: ie.Project,
 		Container: ie.Container,
 		Box:       ie.Box,
+
+		AutostartSetting: ie.AutostartSetting,
 	}
 	g.Address, _, _ = strings.Cut(ie.Address, "/")
 	st := provider.Unknown

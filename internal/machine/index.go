@@ -21,14 +21,15 @@ import (
 
 // IndexEntry is one machine in the host-wide index (global-status).
 type IndexEntry struct {
-	Container  string    `json:"container"`
-	Provider   string    `json:"provider,omitempty"` // "" is the default provider (lxc)
-	Project    string    `json:"project"`
-	Machine    string    `json:"machine"`
-	Address    string    `json:"address"`
-	Box        string    `json:"box"`
-	BoxVersion string    `json:"box_version,omitempty"`
-	Created    time.Time `json:"created"`
+	Container        string    `json:"container"`
+	Provider         string    `json:"provider,omitempty"` // "" is the default provider (lxc)
+	Project          string    `json:"project"`
+	Machine          string    `json:"machine"`
+	Address          string    `json:"address"`
+	Box              string    `json:"box"`
+	BoxVersion       string    `json:"box_version,omitempty"`
+	Created          time.Time `json:"created"`
+	AutostartSetting           // as of the machine's last up or den autostart
 	// IDBase is the first host id of the machine's id range (0: none,
 	// the machine is privileged).
 	IDBase uint32 `json:"id_base,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
@@ -98,7 +99,8 @@ func Orphans(p *config.Project) ([]*Machine, error) {
 		if rec == nil {
 			continue
 		}
-		c := &config.Machine{Name: name, Box: rec.Box, Bridge: rec.Bridge, Hostname: name}
+		c := &config.Machine{Name: name, Box: rec.Box, Bridge: rec.Bridge, Hostname: name,
+			Autostart: rec.Autostart, AutostartOrder: rec.AutostartOrder, AutostartDelay: time.Duration(rec.AutostartDelay) * time.Second}
 		out = append(out, &Machine{Project: p, Config: c, State: st, Orphan: true})
 	}
 	return out, nil

@@ -109,6 +109,9 @@ type Status struct {
 	IDs        string `json:"ids,omitempty"`
 	// Note says what the next up changes in the machine's isolation.
 	Note string `json:"note,omitempty"`
+	// Autostart says den.hcl marks the machine to come up when the host
+	// boots (den autostart).
+	Autostart bool `json:"autostart,omitempty"`
 }
 
 // machineProvider returns the provider of m: the one its record names,
@@ -150,7 +153,7 @@ func (e *Env) created(ctx context.Context, m *Machine, what string) (*Record, pr
 
 // status reads one machine's state without starting or contacting it.
 func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
-	s := Status{Name: m.Name(), Box: m.Config.Box, State: provider.NotCreated.String(), Orphaned: m.Orphan}
+	s := Status{Name: m.Name(), Box: m.Config.Box, State: provider.NotCreated.String(), Orphaned: m.Orphan, Autostart: m.Config.Autostart}
 	rec, prov, st, err := e.current(ctx, m)
 	if err != nil {
 		return s, err
@@ -215,6 +218,11 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 	}
 	if err := prov.CheckHost(ctx, []string{m.Config.Bridge}); err != nil {
 		return err
+	}
+	if state != provider.NotCreated {
+		if err := e.noteAutostart(ctx, m, rec); err != nil {
+			return err
+		}
 	}
 	name := m.Name()
 	var client *ssh.Client
@@ -346,17 +354,18 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	}
 	e.UI.Say(name, "Creating machine from box %s (%s)...", b.Name, b.Version)
 	rec := &Record{
-		Container:      m.Container(),
-		Provider:       providerField(e, prov),
-		Project:        m.Project.Dir,
-		Machine:        name,
-		Bridge:         m.Config.Bridge,
-		Box:            b.Name,
-		BoxVersion:     b.Version,
-		User:           b.Meta.LoginUser(),
-		Created:        time.Now().UTC(),
-		FirstUpPending: true,
-		SSHD:           sshdDropInSum(),
+		Container:        m.Container(),
+		Provider:         providerField(e, prov),
+		Project:          m.Project.Dir,
+		Machine:          name,
+		Bridge:           m.Config.Bridge,
+		Box:              b.Name,
+		BoxVersion:       b.Version,
+		User:             b.Meta.LoginUser(),
+		Created:          time.Now().UTC(),
+		FirstUpPending:   true,
+		SSHD:             sshdDropInSum(),
+		AutostartSetting: autostartOf(m),
 	}
 	prefer := ""
 	if reserved != nil && reserved.Bridge == rec.Bridge {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/provider"
 )
 
 // Select returns the machines of p that names names, in the order given,
@@ -114,7 +115,7 @@ func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
 			return err
 		}
 		defer lk.Unlock()
-		return e.upLocked(ctx, m, opts)
+		return e.around(ctx, m, "up", func() error { return e.upLocked(ctx, m, opts) })
 	})
 }
 
@@ -139,10 +140,12 @@ func (e *Env) Reload(ctx context.Context, ms []*Machine, opts UpOptions, timeout
 		if rec, err := m.Record(); err == nil && rec != nil && rec.Box != "" && rec.Box != m.Config.Box {
 			e.UI.Warn(m.Name(), "den.hcl names box %s, but the machine was made from %s; 'den destroy' and 'den up' make it anew from the new box", m.Config.Box, rec.Box)
 		}
-		if err := e.halt(ctx, m, false, timeout); err != nil {
-			return err
-		}
-		return e.upLocked(ctx, m, opts)
+		return e.around(ctx, m, "reload", func() error {
+			if err := e.halt(ctx, m, false, timeout); err != nil {
+				return err
+			}
+			return e.upLocked(ctx, m, opts)
+		})
 	})
 }
 
@@ -155,7 +158,11 @@ func (e *Env) Halt(ctx context.Context, ms []*Machine, force bool, timeout time.
 			return err
 		}
 		defer lk.Unlock()
-		return e.halt(ctx, m, force, timeout)
+		halt := func() error { return e.halt(ctx, m, force, timeout) }
+		if !e.inState(ctx, m, provider.Running, provider.Frozen) {
+			return halt() // nothing to stop: no triggers
+		}
+		return e.around(ctx, m, "halt", halt)
 	})
 }
 
@@ -168,7 +175,11 @@ func (e *Env) Destroy(ctx context.Context, ms []*Machine) error {
 			return err
 		}
 		defer lk.Unlock()
-		return e.destroy(ctx, m)
+		destroy := func() error { return e.destroy(ctx, m) }
+		if !e.inState(ctx, m, provider.Running, provider.Frozen, provider.Stopped) {
+			return destroy() // no container (perhaps a reserved address): no triggers
+		}
+		return e.around(ctx, m, "destroy", destroy)
 	})
 }
 
@@ -187,8 +198,28 @@ func (e *Env) Provision(ctx context.Context, ms []*Machine, opts ProvisionOption
 			return err
 		}
 		defer client.Close()
-		return e.provision(ctx, m, client, opts)
+		return e.around(ctx, m, "provision", func() error { return e.provision(ctx, m, client, opts) })
 	})
+}
+
+// around runs action between m's triggers before and after command; the
+// after ones run only once action succeeded. The caller holds m's lock.
+func (e *Env) around(ctx context.Context, m *Machine, command string, action func() error) error {
+	if err := e.fire(ctx, m, config.TriggerBefore, command); err != nil {
+		return err
+	}
+	if err := action(); err != nil {
+		return err
+	}
+	return e.fire(ctx, m, config.TriggerAfter, command)
+}
+
+// inState reports whether m's container is in one of states: a command's
+// triggers run only when it has something to do (halt of a running
+// machine, destroy of one that exists).
+func (e *Env) inState(ctx context.Context, m *Machine, states ...provider.State) bool {
+	_, _, st, err := e.current(ctx, m)
+	return err == nil && slices.Contains(states, st)
 }
 
 // Status reads each machine's state without starting or contacting it.

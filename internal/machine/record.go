@@ -62,6 +62,22 @@ type Record struct {
 	// was made before den recorded them).
 	Home  string `json:"home,omitempty"`
 	Shell string `json:"shell,omitempty"`
+	// Autostart is den.hcl's autostart setting as of the machine's last up
+	// (or den autostart), which the index shows in global-status.
+	AutostartSetting
+}
+
+// AutostartSetting is a machine's autostart setting as the index keeps it.
+type AutostartSetting struct {
+	Autostart      bool `json:"autostart,omitempty"`
+	AutostartOrder int  `json:"autostart_order,omitempty"`
+	AutostartDelay int  `json:"autostart_delay,omitempty"` // seconds
+}
+
+// autostartOf is den.hcl's autostart setting of m.
+func autostartOf(m *Machine) AutostartSetting {
+	c := m.Config
+	return AutostartSetting{Autostart: c.Autostart, AutostartOrder: c.AutostartOrder, AutostartDelay: int(c.AutostartDelay / time.Second)}
 }
 
 // Applied is the part of den.hcl a start applies to a machine.
@@ -85,7 +101,7 @@ func (r *Record) IP() string {
 
 // indexEntry is the record's line in the host-wide index.
 func (r *Record) indexEntry() IndexEntry {
-	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created, IDBase: r.IDBase}
+	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created, IDBase: r.IDBase, AutostartSetting: r.AutostartSetting}
 }
 
 // maxRecord bounds what den reads from .den/ (its own files are small).

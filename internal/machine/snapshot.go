@@ -52,7 +52,7 @@ func (e *Env) snapshotCall(ctx context.Context, ms []*Machine, verb, what string
 		if err != nil {
 			return err
 		}
-		return fn(m, rec, prov, s, st)
+		return e.around(ctx, m, "snapshot", func() error { return fn(m, rec, prov, s, st) })
 	})
 }
 

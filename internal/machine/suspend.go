@@ -55,22 +55,26 @@ func (e *Env) freezer(ctx context.Context, m *Machine, freeze bool) error {
 		return nil
 	}
 	if freeze {
-		e.UI.Say(name, "Suspending machine...")
-		if err := prov.Freeze(ctx, rec.Container); err != nil {
+		return e.around(ctx, m, "suspend", func() error {
+			e.UI.Say(name, "Suspending machine...")
+			if err := prov.Freeze(ctx, rec.Container); err != nil {
+				return err
+			}
+			e.UI.Say(name, "Machine suspended. 'den resume' wakes it up.")
+			return nil
+		})
+	}
+	return e.around(ctx, m, "resume", func() error {
+		e.UI.Say(name, "Resuming suspended machine...")
+		if err := prov.Unfreeze(ctx, rec.Container); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		client, err := e.waitSSH(ctx, m, rec, prov)
+		if err != nil {
 			return err
 		}
-		e.UI.Say(name, "Machine suspended. 'den resume' wakes it up.")
+		client.Close()
+		e.UI.Say(name, "Machine resumed and ready!")
 		return nil
-	}
-	e.UI.Say(name, "Resuming suspended machine...")
-	if err := prov.Unfreeze(ctx, rec.Container); err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
-	client, err := e.waitSSH(ctx, m, rec, prov)
-	if err != nil {
-		return err
-	}
-	client.Close()
-	e.UI.Say(name, "Machine resumed and ready!")
-	return nil
+	})
 }

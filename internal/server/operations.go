@@ -4,17 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/den-dev/den/api"
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/hostcmd"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/ui"
 )
@@ -232,7 +235,7 @@ func (op *operation) run(ctx context.Context) {
 	} else {
 		op.setStatus(api.StatusRunning, nil)
 		before := o.s.states(ctx, op.spec.machines)
-		env := o.s.env.WithReporter(ui.NewEvents(op.emit))
+		env := o.s.env.WithReporter(ui.NewEvents(op.emit)).WithCaller(triggerCaller(op.spec))
 		err = safeRun(func() error { return op.spec.run(ctx, env) })
 		o.s.lifecycle(op, before, err)
 	}
@@ -378,4 +381,26 @@ func (op *operation) wait(ctx context.Context, timeout time.Duration) {
 	case <-ctx.Done():
 	case <-tc:
 	}
+}
+
+// triggerCaller is who the operation's host triggers run as: the user on
+// the other end of the socket; for a trusted certificate (the server's
+// administrator, with no account here) or root, the owner of the project
+// folder, so project code never runs as root for anyone.
+func triggerCaller(spec opSpec) machine.Caller {
+	c := spec.owner
+	uid, gid := -1, -1
+	if c != nil && c.known && !c.tls && c.uid != 0 {
+		uid, gid = c.uid, c.gid
+	} else if len(spec.machines) > 0 {
+		if fi, err := os.Stat(spec.machines[0].Project.Dir); err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	if uid < 0 {
+		return machine.Caller{UserErr: errors.New("den serve runs host triggers as the caller or the project's owner, and knows neither here")}
+	}
+	u, err := hostcmd.Lookup(uint32(uid), uint32(gid))
+	return machine.Caller{User: u, UserErr: err}
 }

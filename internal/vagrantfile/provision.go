@@ -348,9 +348,6 @@ func short(v any) string {
 	return s
 }
 
-// denTriggerCommands are the commands a den trigger can be about (issue 14).
-var denTriggerCommands = []string{"up", "halt", "reload", "destroy", "provision", "suspend", "resume", "snapshot"}
-
 // trigger reads config.trigger.before|after COMMAND..., options do |t| ... end.
 func (c *conv) trigger(e event, lv *level) {
 	what := "trigger." + e.Name
@@ -423,14 +420,18 @@ func (c *conv) trigger(e event, lv *level) {
 		return
 	}
 	if slices.Contains(cmds, "all") {
-		cmds = slices.DeleteFunc(slices.Clone(denTriggerCommands), func(s string) bool { return slices.Contains(ignore, s) })
-		c.note(Pending, e.at(), what, "written once for each den command a trigger can be about (%s)", strings.Join(cmds, ", "))
+		cmds = slices.DeleteFunc(slices.Clone(config.TriggerCommands), func(s string) bool { return slices.Contains(ignore, s) })
+		kind := Changed
+		if _, ok := pending["trigger"]; ok {
+			kind = Pending
+		}
+		c.note(kind, e.at(), what, "written once for each den command a trigger can be about (%s)", strings.Join(cmds, ", "))
 	}
 	for _, cmd := range cmds {
 		if slices.Contains(ignore, cmd) {
 			continue
 		}
-		if !slices.Contains(denTriggerCommands, cmd) {
+		if !slices.Contains(config.TriggerCommands, cmd) {
 			c.drop(e.at(), what, "den has no trigger for the %q command", cmd)
 			continue
 		}

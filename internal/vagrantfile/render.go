@@ -15,7 +15,15 @@ import (
 // tests with -update): TestPendingStillRefused fails to say when.
 var pending = map[string]string{
 	"network": "private networks (issue 14)",
-	"trigger": "triggers (issue 14)",
+}
+
+// pendingNote lists a setting written as a block of kind among those
+// written commented out, while kind is pending; once den reads it, the
+// block is written live and needs no note.
+func (c *conv) pendingNote(kind string, a at, setting, reason string, args ...any) {
+	if _, ok := pending[kind]; ok {
+		c.note(Pending, a, setting, reason+", commented out", args...)
+	}
 }
 
 // writer writes HCL lines, indented, optionally commented out.
@@ -244,7 +252,7 @@ func (c *conv) body(w *writer, lv *level) {
 		w.close()
 	}
 	for _, n := range lv.networks {
-		c.note(Pending, n.at, fmt.Sprintf("vm.network \"private_network\", ip: %q", n.ip), "written as network \"private\" { ip = %q }, commented out", n.ip)
+		c.pendingNote("network", n.at, fmt.Sprintf("vm.network \"private_network\", ip: %q", n.ip), "written as network \"private\" { ip = %q }", n.ip)
 		w.open("network", `network "private"`)
 		w.line("ip = %s", config.Quote(n.ip))
 		w.close()
@@ -256,12 +264,12 @@ func (c *conv) body(w *writer, lv *level) {
 		w.open("ssh", "ssh")
 		if lv.forwardAgent != nil {
 			b, _ := boolean(lv.forwardAgent.v)
-			c.note(Pending, lv.forwardAgent.at, "ssh.forward_agent", "written as ssh { forward_agent = %t }, commented out", b)
+			c.pendingNote("ssh", lv.forwardAgent.at, "ssh.forward_agent", "written as ssh { forward_agent = %t }", b)
 			w.line("forward_agent = %t", b)
 		}
 		if lv.forwardEnv != nil {
 			l, _ := strList(lv.forwardEnv.v)
-			c.note(Pending, lv.forwardEnv.at, "ssh.forward_env", "written as ssh { forward_env = [...] }, commented out")
+			c.pendingNote("ssh", lv.forwardEnv.at, "ssh.forward_env", "written as ssh { forward_env = [...] }")
 			w.line("forward_env = %s", stringList(l))
 		}
 		w.close()
@@ -271,7 +279,7 @@ func (c *conv) body(w *writer, lv *level) {
 		if !ok {
 			continue
 		}
-		c.note(Pending, t.at, "trigger."+t.when+" "+strconv.Quote(t.command), "written as trigger %q %q { ... }, commented out", t.when, t.command)
+		c.pendingNote("trigger", t.at, "trigger."+t.when+" "+strconv.Quote(t.command), "written as trigger %q %q { ... }", t.when, t.command)
 		w.open("trigger", fmt.Sprintf("trigger %s %s", config.Quote(t.when), config.Quote(t.command)))
 		if t.name != "" {
 			w.line("name = %s", config.Quote(t.name))

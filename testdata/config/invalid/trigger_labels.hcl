@@ -1,0 +1,13 @@
+box = "debian/bookworm"
+
+trigger "during" "up" {
+  run {
+    inline = ["true"]
+  }
+}
+
+trigger "before" "ssh" {
+  run {
+    inline = ["true"]
+  }
+}

@@ -1,0 +1,5 @@
+box = "debian/bookworm"
+
+trigger "after" "up" {
+  name = "Notify"
+}
