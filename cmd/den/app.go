@@ -78,6 +78,7 @@ func newApp() *cli.App {
 			helpCommand,
 			forwardCommand,
 			completeCommand,
+			manCommand,
 		},
 		Action: notACommand,
 	}
