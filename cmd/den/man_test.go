@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // TestManPagesCurrent checks that man/ holds the pages den's help makes
@@ -47,7 +49,7 @@ func TestManPagesCurrent(t *testing.T) {
 // by hand) with groff's warnings on, as lintian does: a warning fails.
 func TestManPagesRender(t *testing.T) {
 	if _, err := exec.LookPath("groff"); err != nil {
-		t.Skip("groff is not installed (apt-get install groff-base)")
+		testenv.Skip(t, "groff is not installed (apt-get install groff-base)")
 	}
 	pages, err := filepath.Glob(filepath.Join("..", "..", "man", "*.[1-9]"))
 	if err != nil || len(pages) == 0 {
