@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds den's Debian package from this checkout with Debian's own tooling
 # (dpkg-buildpackage and debhelper; debian/ holds the recipe):
-# dist/den_VERSION_ARCH.deb, then checks it with lintian when installed.
+# bin/den_VERSION_ARCH.deb, then checks it with lintian when installed.
 # The version comes from git describe, made a valid Debian version (see
 # deb_version); den version prints it with the commit.
 #   scripts/build-deb.sh [--output DIR] [--no-lintian]
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
-out=dist
+out=bin
 run_lintian=1
 while [ $# -gt 0 ]; do
 	case "$1" in
