@@ -50,9 +50,38 @@ for d in /var/tmp/den-deb-test.*; do
 	fi
 done
 work=$(mktemp -d "/var/tmp/den-deb-test.$$.XXXXXX")
-trap 'rm -rf --one-file-system "$work"' EXIT
+# Mounts made in the chroot exist only in its namespace: in this one its
+# /proc, /sys and /dev are plain folders, so removing it is safe even
+# while a namespace still runs.
+ns_pid=
+cleanup() {
+	rm -rf --one-file-system "$work" 2>/dev/null || { sleep 1 && rm -rf --one-file-system "$work"; }
+}
+stop() {
+	if [ -n "$ns_pid" ]; then
+		# unshare blocks SIGTERM while it waits for its child; SIGKILL ends it,
+		# and its child then gets SIGKILL too (--kill-child).
+		kill -KILL "$ns_pid" 2>/dev/null || true
+		wait "$ns_pid" 2>/dev/null || true
+	fi
+	exit 130
+}
+trap cleanup EXIT
+trap stop INT TERM
 
-scripts/build-deb.sh --output "$work/deb" 2>&1 | grep -v '^running with root privileges' || exit 1
+# in_ns CMD...: runs CMD in private mount and pid namespaces. When it ends
+# (or this script is stopped, which kills it) every mount it made and
+# every process it started end too (unshare --kill-child).
+in_ns() {
+	unshare --mount --pid --fork --kill-child --propagation private -- "$@" &
+	ns_pid=$!
+	local rc=0
+	wait "$ns_pid" || rc=$?
+	ns_pid=
+	return "$rc"
+}
+
+scripts/build-deb.sh --output "$work/deb" 2>&1 | { grep -v '^running with root privileges' || true; }
 deb=$(ls "$work"/deb/den_*.deb)
 version=$(dpkg-deb -f "$deb" Version)
 built=$(date +%s)
@@ -62,13 +91,12 @@ built=$(date +%s)
 # on (the test never runs apt-get update).
 make_chroot() {
 	local root=$1 deb=$2
-	unshare --mount --propagation private -- \
-		debootstrap --variant=minbase --arch="$arch" "$suite" "$root" "$mirror" >"$root.log" 2>&1 ||
+	in_ns debootstrap --variant=minbase --arch="$arch" "$suite" "$root" "$mirror" >"$root.log" 2>&1 ||
 		{ tail -20 "$root.log" >&2; return 1; }
 	printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 	chmod 755 "$root/usr/sbin/policy-rc.d"
 	cp "$deb" "$root/tmp/"
-	unshare --mount --propagation private -- sh -c "
+	in_ns sh -c "
 		mount -t proc proc '$root/proc' &&
 		chroot '$root' env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --download-only --no-install-recommends /tmp/$(basename "$deb")
 	" >>"$root.log" 2>&1 || { tail -20 "$root.log" >&2; return 1; }
@@ -209,7 +237,7 @@ echo "test-deb: testing den $version in a clean Debian $suite chroot"
 # The commit den version must name, as build-deb.sh takes it from git.
 commit=$(git rev-parse HEAD)
 case "$(git describe --tags --always --dirty)" in *-dirty) commit+=-dirty ;; esac
-unshare --mount --pid --fork --kill-child --propagation private -- bash -c '
+in_ns bash -c '
 	set -e
 	root=$1
 	mount -t proc proc "$root/proc"
