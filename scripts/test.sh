@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs den's whole test suite, end-to-end tests on real containers included:
 # sets the host up, builds the test box once (cached by its recipe under
-# /var/cache/den-ci) and runs go test. Run as root: sudo scripts/test.sh
+# /var/cache/den-ci), tests the Debian package (scripts/test-deb.sh) and
+# runs go test. Run as root: sudo scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -27,4 +28,7 @@ if [ -n "$gofmt_out" ]; then
 	exit 1
 fi
 go vet ./...
+# The Debian package: built, checked by lintian, installed, used, removed
+# and purged in a clean Debian 12 chroot (its own cache in $cache).
+bash scripts/test-deb.sh
 go test -count=1 -timeout 40m "$@" ./...

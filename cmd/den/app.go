@@ -23,8 +23,13 @@ import (
 	"github.com/den-dev/den/provision"
 )
 
-// version is set at build time with -ldflags "-X main.denVersion=...".
-var denVersion = "dev"
+// denVersion and denCommit are set at build time with -ldflags
+// "-X main.denVersion=... -X main.denCommit=..." (scripts/build-deb.sh
+// sets the Debian package's version and the git commit).
+var (
+	denVersion = "dev"
+	denCommit  = ""
+)
 
 func newApp() *cli.App {
 	app := &cli.App{
@@ -75,6 +80,7 @@ func newApp() *cli.App {
 			serveCommand,
 			forwardCommand,
 			completeCommand,
+			manCommand,
 		},
 		Action: notACommand,
 	}

@@ -63,9 +63,18 @@ func hostProblems(err error) []string {
 
 var versionCommand = &cli.Command{
 	Name:  "version",
-	Usage: "print den's version and the liblxc it uses",
+	Usage: "print den's version, the commit it was built from and the liblxc it uses",
 	Action: func(cliCtx *cli.Context) error {
-		fmt.Printf("den %s (liblxc %s)\n", denVersion, lxcprovider.LibraryVersion())
+		fmt.Println(versionLine(denVersion, denCommit, lxcprovider.LibraryVersion()))
 		return nil
 	},
+}
+
+// versionLine is what den version prints: "den 1.2.0 (commit 0123abc…,
+// liblxc 5.0.2)", without the commit when the build did not set one.
+func versionLine(version, commit, liblxc string) string {
+	if commit == "" {
+		return fmt.Sprintf("den %s (liblxc %s)", version, liblxc)
+	}
+	return fmt.Sprintf("den %s (commit %s, liblxc %s)", version, commit, liblxc)
 }
