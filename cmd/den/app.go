@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -90,6 +91,9 @@ func newApp() *cli.App {
 	}
 	useServer(app) // not root, and den serve runs: through it
 	app.OnUsageError = func(cliCtx *cli.Context, err error, _ bool) error {
+		if errors.Is(err, flag.ErrHelp) { // den -h: the flag parser's way of asking
+			return cli.ShowAppHelp(cliCtx)
+		}
 		return usageError{fmt.Errorf("%w (see 'den --help')", err)}
 	}
 	return app

@@ -124,6 +124,8 @@ func TestCLIHelpAndUnknownCommands(t *testing.T) {
 		err  string // in stderr
 	}{
 		{[]string{"help"}, 0, "USAGE:", ""},
+		{[]string{"--help"}, 0, "USAGE:", ""},
+		{[]string{"-h"}, 0, "USAGE:", ""},
 		{[]string{"help", "up"}, 0, "den up - create and start machines", ""},
 		{[]string{"help", "snapshot", "save"}, 0, "den snapshot save - save a snapshot", ""},
 		{[]string{"help", "sssh"}, 2, "", `unknown command "sssh"; did you mean "ssh"?`},
