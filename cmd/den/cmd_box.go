@@ -98,20 +98,25 @@ var boxListCommand = &cli.Command{
 			size, _ := b.Size()
 			rows = append(rows, boxRow{Name: b.Name, Version: b.Version, Size: size, Created: b.Created, User: b.Meta.LoginUser(), Path: b.Dir})
 		}
-		if cliCtx.Bool("json") {
-			return printJSON(rows)
-		}
-		if len(rows) == 0 {
-			fmt.Println("There are no installed boxes. Use 'den box build debian/bookworm' or 'den box add'.")
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tVERSION\tSIZE\tCREATED")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Version, ui.Bytes(r.Size), r.Created.Local().Format("2006-01-02 15:04"))
-		}
-		return tw.Flush()
+		return printBoxes(cliCtx, rows)
 	},
+}
+
+// printBoxes prints `den box list`: JSON, or a table.
+func printBoxes(cliCtx *cli.Context, rows []boxRow) error {
+	if cliCtx.Bool("json") {
+		return printJSON(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Println("There are no installed boxes. Use 'den box build debian/bookworm' or 'den box add'.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tSIZE\tCREATED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Version, ui.Bytes(r.Size), r.Created.Local().Format("2006-01-02 15:04"))
+	}
+	return tw.Flush()
 }
 
 var boxRemoveCommand = &cli.Command{

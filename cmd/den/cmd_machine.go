@@ -113,46 +113,52 @@ var statusCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if cliCtx.Bool("json") {
-			return printJSON(all)
-		}
-		fmt.Println("Current machine states:")
-		fmt.Println()
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		var orphans []string
-		for _, s := range all {
-			var notes []string
-			switch {
-			case s.Orphaned:
-				notes = append(notes, "orphaned: not in den.hcl ('den destroy "+s.Name+"' removes it)")
-				orphans = append(orphans, s.Name)
-			case s.Provisioning != "":
-				notes = append(notes, "first provisioning unfinished ('den up' finishes it)")
-			}
-			if s.Note != "" {
-				notes = append(notes, s.Note)
-			}
-			if s.Autostart {
-				notes = append(notes, "autostart")
-			}
-			how := s.Provider
-			switch {
-			case s.Privileged:
-				how += ", privileged"
-			case s.IDs != "":
-				how += ", unprivileged: host ids " + s.IDs
-			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, how, s.Address, strings.Join(notes, "; "))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if len(orphans) > 0 {
-			fmt.Printf("\n%s recorded in .den/ but no longer in den.hcl: 'den destroy %s' removes %s.\n",
-				strings.Join(orphans, ", "), strings.Join(orphans, " "), map[bool]string{true: "it", false: "them"}[len(orphans) == 1])
-		}
-		return nil
+		return printStatus(cliCtx, all)
 	},
+}
+
+// printStatus prints `den status`: JSON, or a line per machine with its
+// state, provider and isolation, address and notes.
+func printStatus(cliCtx *cli.Context, all []machine.Status) error {
+	if cliCtx.Bool("json") {
+		return printJSON(all)
+	}
+	fmt.Println("Current machine states:")
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	var orphans []string
+	for _, s := range all {
+		var notes []string
+		switch {
+		case s.Orphaned:
+			notes = append(notes, "orphaned: not in den.hcl ('den destroy "+s.Name+"' removes it)")
+			orphans = append(orphans, s.Name)
+		case s.Provisioning != "":
+			notes = append(notes, "first provisioning unfinished ('den up' finishes it)")
+		}
+		if s.Note != "" {
+			notes = append(notes, s.Note)
+		}
+		if s.Autostart {
+			notes = append(notes, "autostart")
+		}
+		how := s.Provider
+		switch {
+		case s.Privileged:
+			how += ", privileged"
+		case s.IDs != "":
+			how += ", unprivileged: host ids " + s.IDs
+		}
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\n", s.Name, s.State, how, s.Address, strings.Join(notes, "; "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(orphans) > 0 {
+		fmt.Printf("\n%s recorded in .den/ but no longer in den.hcl: 'den destroy %s' removes %s.\n",
+			strings.Join(orphans, ", "), strings.Join(orphans, " "), map[bool]string{true: "it", false: "them"}[len(orphans) == 1])
+	}
+	return nil
 }
 
 var haltCommand = &cli.Command{

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -361,16 +360,7 @@ func (r *remote) status(cliCtx *cli.Context) error {
 		am := p.Machines[i]
 		all = append(all, machine.Status{Name: am.Name, State: am.State, Address: am.Address, Container: am.Container, Box: am.Box, Provider: am.Provider})
 	}
-	if cliCtx.Bool("json") {
-		return printJSON(all)
-	}
-	fmt.Println("Current machine states:")
-	fmt.Println()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	for _, s := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.State, s.Address)
-	}
-	return tw.Flush()
+	return printStatus(cliCtx, all)
 }
 
 func globalEntries(gs []api.GlobalMachine) []machine.GlobalEntry {
@@ -585,19 +575,7 @@ func (r *remote) boxList(cliCtx *cli.Context) error {
 	for _, b := range boxes {
 		rows = append(rows, boxRow{Name: b.Name, Version: b.Version, Size: b.Size, Created: b.Created, User: b.User, Path: b.Path})
 	}
-	if cliCtx.Bool("json") {
-		return printJSON(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Println("There are no installed boxes. Use 'den box build debian/bookworm' or 'den box add'.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tSIZE\tCREATED")
-	for _, row := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Name, row.Version, ui.Bytes(row.Size), row.Created.Local().Format("2006-01-02 15:04"))
-	}
-	return tw.Flush()
+	return printBoxes(cliCtx, rows)
 }
 
 // boxAdd uploads a local box file (the server cannot read this user's
