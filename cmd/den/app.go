@@ -254,6 +254,14 @@ func oneMachine(name string, opts machine.LookupOptions) (*machine.Machine, *mac
 	return m, env, usage(err)
 }
 
+// lookupHere is machinesOf for commands that read .den/ alone (ssh-config):
+// it needs no provider, so it works for a user without root too.
+func lookupHere(names []string, opts machine.LookupOptions) ([]*machine.Machine, error) {
+	env := machine.NewEnv(machine.Options{Home: layout.DefaultHome(), UI: ui.New()})
+	ms, err := env.Lookup(".", names, opts)
+	return ms, usage(err)
+}
+
 // selectNames finds the machines of the project of the current folder
 // that names names, without touching the environment.
 func selectNames(names []string) ([]*machine.Machine, error) {

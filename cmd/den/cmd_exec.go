@@ -20,17 +20,9 @@ var execCommand = &cli.Command{
 		&cli.BoolFlag{Name: "root", Usage: "run as root"},
 	},
 	Action: func(cliCtx *cli.Context) error {
-		names, argv := splitDashDash(cliCtx)
-		if afterDashDash == 0 {
-			names, argv = nil, cliCtx.Args().Slice()
-			if len(argv) > 0 {
-				if ms, err := selectNames(argv[:1]); err == nil && len(ms) == 1 {
-					names, argv = argv[:1], argv[1:]
-				}
-			}
-		}
-		if len(names) > 1 || len(argv) == 0 {
-			return usageError{fmt.Errorf("exec: usage: den exec %s (see 'den exec --help')", cliCtx.Command.ArgsUsage)}
+		names, argv, err := execArgs(cliCtx)
+		if err != nil {
+			return err
 		}
 		m, env, err := oneMachine(first(names), withOrphans)
 		if err != nil {
@@ -49,4 +41,22 @@ var execCommand = &cli.Command{
 		}
 		return nil
 	},
+}
+
+// execArgs splits den exec's arguments into the machine (none or one) and
+// the command.
+func execArgs(cliCtx *cli.Context) (names, argv []string, err error) {
+	names, argv = splitDashDash(cliCtx)
+	if afterDashDash == 0 {
+		names, argv = nil, cliCtx.Args().Slice()
+		if len(argv) > 0 {
+			if ms, err := selectNames(argv[:1]); err == nil && len(ms) == 1 {
+				names, argv = argv[:1], argv[1:]
+			}
+		}
+	}
+	if len(names) > 1 || len(argv) == 0 {
+		return nil, nil, usageError{fmt.Errorf("exec: usage: den exec %s (see 'den exec --help')", cliCtx.Command.ArgsUsage)}
+	}
+	return names, argv, nil
 }

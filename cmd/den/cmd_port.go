@@ -79,19 +79,9 @@ var uploadCommand = &cli.Command{
 	Description: "DESTINATION defaults to SOURCE's name in the login user's home; a relative DESTINATION is relative to it.\n" +
 		"With three arguments the last names the machine; with two, the second is the machine when the project has one by that name.",
 	Action: func(cliCtx *cli.Context) error {
-		if err := checkArgs(cliCtx, 1, 3); err != nil {
+		src, dst, name, err := uploadArgs(cliCtx)
+		if err != nil {
 			return err
-		}
-		args := cliCtx.Args().Slice()
-		src, dst, name := args[0], "", ""
-		switch len(args) {
-		case 2:
-			dst = args[1]
-			if ms, err := selectNames([]string{args[1]}); err == nil && len(ms) == 1 {
-				dst, name = "", args[1]
-			}
-		case 3:
-			dst, name = args[1], args[2]
 		}
 		m, env, err := oneMachine(name, withOrphans)
 		if err != nil {
@@ -100,4 +90,25 @@ var uploadCommand = &cli.Command{
 		_, err = env.Upload(cliCtx.Context, m, src, dst)
 		return err
 	},
+}
+
+// uploadArgs reads den upload's SOURCE [DESTINATION] [MACHINE]: with two
+// arguments the second is the machine when the project has one by that
+// name.
+func uploadArgs(cliCtx *cli.Context) (src, dst, name string, err error) {
+	if err := checkArgs(cliCtx, 1, 3); err != nil {
+		return "", "", "", err
+	}
+	args := cliCtx.Args().Slice()
+	src = args[0]
+	switch len(args) {
+	case 2:
+		dst = args[1]
+		if ms, err := selectNames([]string{args[1]}); err == nil && len(ms) == 1 {
+			dst, name = "", args[1]
+		}
+	case 3:
+		dst, name = args[1], args[2]
+	}
+	return src, dst, name, nil
 }

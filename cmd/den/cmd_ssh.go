@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fsutil"
@@ -39,38 +40,48 @@ var sshCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		cmd := cliCtx.String("command")
 		if len(extra) > 0 {
-			return execOpenSSH(cliCtx, env, m, cmd, extra)
+			if _, err := env.Connect(cliCtx.Context, m); err != nil {
+				return err
+			}
+			return execOpenSSH(cliCtx, m, extra)
 		}
 		client, err := env.Connect(cliCtx.Context, m)
 		if err != nil {
 			return err
 		}
 		defer client.Close()
-		opts := machine.SSHOptions(m, cliCtx.Bool("forward-agent"))
-		var status int
-		if cmd != "" && !cliCtx.Bool("tty") {
-			status, err = sshx.Run(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr, opts...)
-		} else {
-			status, err = sshx.Shell(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr, opts...)
-		}
-		if err != nil && errdefs.KindOf(err) != errdefs.Canceled && cliCtx.Context.Err() == nil && isConnectionLoss(err) {
-			status, err = sshx.ExitMissing, nil
-		}
-		if err != nil {
-			return err
-		}
-		if status == sshx.ExitMissing {
-			// The session ended without a status: the machine went away
-			// under it, as OpenSSH reports it.
-			fmt.Fprintf(os.Stderr, "Connection to %s closed.\n", m.Name())
-		}
-		if status != 0 {
-			return exitStatus(status)
-		}
-		return nil
+		return sshSession(cliCtx, m, client, cliCtx.String("command"))
 	},
+}
+
+// sshSession runs den ssh's shell, or its -c command, over client, with
+// den.hcl's ssh options; the remote status becomes den's, and a session
+// the machine ended under it is reported as OpenSSH does.
+func sshSession(cliCtx *cli.Context, m *machine.Machine, client *ssh.Client, cmd string) error {
+	opts := machine.SSHOptions(m, cliCtx.Bool("forward-agent"))
+	var status int
+	var err error
+	if cmd != "" && !cliCtx.Bool("tty") {
+		status, err = sshx.Run(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr, opts...)
+	} else {
+		status, err = sshx.Shell(cliCtx.Context, client, cmd, os.Stdin, os.Stdout, os.Stderr, opts...)
+	}
+	if err != nil && cliCtx.Context.Err() == nil && isConnectionLoss(err) {
+		status, err = sshx.ExitMissing, nil
+	}
+	if err != nil {
+		return err
+	}
+	if status == sshx.ExitMissing {
+		// The session ended without a status: the machine went away
+		// under it, as OpenSSH reports it.
+		fmt.Fprintf(os.Stderr, "Connection to %s closed.\n", m.Name())
+	}
+	if status != 0 {
+		return exitStatus(status)
+	}
+	return nil
 }
 
 // isConnectionLoss reports whether err is the ssh connection ending under
@@ -82,15 +93,13 @@ func isConnectionLoss(err error) bool {
 // execOpenSSH replaces den with OpenSSH's ssh, run with the machine's
 // ssh-config (pinned key, den's identity) and the arguments given after
 // --; cmd, when set, is the remote command.
-func execOpenSSH(cliCtx *cli.Context, env *machine.Env, m *machine.Machine, cmd string, extra []string) error {
+func execOpenSSH(cliCtx *cli.Context, m *machine.Machine, extra []string) error {
 	bin, err := exec.LookPath("ssh")
 	if err != nil {
 		return fmt.Errorf("arguments after -- go to OpenSSH's ssh, which is not installed: apt-get install openssh-client")
 	}
-	if _, err := env.Connect(cliCtx.Context, m); err != nil {
-		return err
-	}
-	entry, err := env.SSHConfig(m, "")
+	cmd := cliCtx.String("command")
+	entry, err := machine.SSHConfig(m, "")
 	if err != nil {
 		return err
 	}
@@ -122,7 +131,7 @@ var sshConfigCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, env, err := projectMachines(cliCtx, withOrphans)
+		ms, err := lookupHere(cliCtx.Args().Slice(), withOrphans)
 		if err != nil {
 			return err
 		}
@@ -131,7 +140,7 @@ var sshConfigCommand = &cli.Command{
 		}
 		printed := 0
 		for _, m := range ms {
-			entry, err := env.SSHConfig(m, cliCtx.String("host"))
+			entry, err := machine.SSHConfig(m, cliCtx.String("host"))
 			if errdefs.KindOf(err) == errdefs.NotCreated {
 				continue
 			}

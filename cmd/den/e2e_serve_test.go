@@ -265,6 +265,16 @@ func TestE2EServeUsers(t *testing.T) {
 	if r := w.den(alice, pa, "status"); r.code != 0 || !strings.Contains(r.out, "running") {
 		t.Errorf("status: %d %s", r.code, r.out)
 	}
+	// exec and upload work for her too (over the machine's ssh).
+	if r := w.den(alice, pa, "exec", "--", "sh", "-c", "id -un; pwd; exit 4"); r.code != 4 || !strings.Contains(r.out, "/den\n") {
+		t.Errorf("exec: %d %q %q", r.code, r.out, r.err)
+	}
+	if r := w.den(alice, pa, "upload", filepath.Join(pa, "hello.txt"), "/tmp/up.txt"); r.code != 0 {
+		t.Errorf("upload: %d %q", r.code, r.err)
+	}
+	if r := w.den(alice, pa, "ssh", "-c", "cat /tmp/up.txt"); !strings.Contains(r.out, "hello app") {
+		t.Errorf("the uploaded file holds %q", r.out)
+	}
 
 	// Neither reaches the other's project.
 	r = w.den(alice, pb, "halt")

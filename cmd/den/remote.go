@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/den-dev/den/api"
 	"github.com/den-dev/den/box"
@@ -71,6 +72,8 @@ func useServer(app *cli.App) {
 		"status":           r.status,
 		"global-status":    r.globalStatus,
 		"ssh":              r.ssh,
+		"exec":             r.exec,
+		"upload":           r.upload,
 		"package":          r.pack,
 		"snapshot save":    r.snapshotSave,
 		"snapshot restore": r.snapshotRestore,
@@ -412,46 +415,80 @@ func (r *remote) globalStatus(cliCtx *cli.Context) error {
 // ssh asks den serve for the machine's state, then connects directly
 // with the machine's own key and pinned host key from .den/.
 func (r *remote) ssh(cliCtx *cli.Context) error {
-	if err := checkArgs(cliCtx, 0, 1); err != nil {
-		return err
+	names, extra := splitDashDash(cliCtx)
+	if len(names) > 1 {
+		return usageError{fmt.Errorf("ssh: wrong number of arguments (usage: den ssh %s; see 'den ssh --help')", cliCtx.Command.ArgsUsage)}
 	}
-	p, err := loadProject()
-	if err != nil {
-		return err
-	}
-	m, err := machine.SelectOne(p, cliCtx.Args().First())
-	if err != nil {
-		return usage(err)
-	}
-	ap, c, err := r.register(cliCtx.Context, p)
-	if err != nil {
-		return err
-	}
-	st, err := c.MachineState(cliCtx.Context, ap.ID, m.Name())
-	if err != nil {
-		return r.err(err)
-	}
-	name := m.Name()
-	switch st.Status {
-	case "running":
-	case "not created":
-		return errdefs.Machinef(errdefs.NotCreated, name, "machine %q is not created: run 'den up %s'", name, name)
-	case "frozen":
-		return errdefs.Machinef(errdefs.Frozen, name, "machine %q is suspended (frozen): run 'den resume %s' first", name, name)
-	default:
-		return errdefs.Machinef(errdefs.NotRunning, name, "machine %q is %s: run 'den up %s'", name, st.Status, name)
-	}
-	conn, err := machine.DialDirect(cliCtx.Context, m)
+	m, conn, err := r.dialRunning(cliCtx, first(names))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if len(extra) > 0 {
+		conn.Close()
+		return execOpenSSH(cliCtx, m, extra)
+	}
+	return sshSession(cliCtx, m, conn, cliCtx.String("command"))
+}
+
+// dialRunning asks the server for the state of the machine name names (the
+// primary one for "") and, when it runs, connects to it with its key
+// from .den/, which the server gave the project folder's owner.
+func (r *remote) dialRunning(cliCtx *cli.Context, name string) (*machine.Machine, *ssh.Client, error) {
+	p, err := loadProject()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := machine.SelectOne(p, name)
+	if err != nil {
+		return nil, nil, usage(err)
+	}
+	ap, c, err := r.register(cliCtx.Context, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := c.MachineState(cliCtx.Context, ap.ID, m.Name())
+	if err != nil {
+		return nil, nil, r.err(err)
+	}
+	name = m.Name()
+	switch st.Status {
+	case "running":
+	case "not created":
+		return nil, nil, errdefs.Machinef(errdefs.NotCreated, name, "machine %q is not created: run 'den up %s'", name, name)
+	case "frozen":
+		return nil, nil, errdefs.Machinef(errdefs.Frozen, name, "machine %q is suspended (frozen): run 'den resume %s' first", name, name)
+	default:
+		return nil, nil, errdefs.Machinef(errdefs.NotRunning, name, "machine %q is %s: run 'den up %s'", name, st.Status, name)
+	}
+	conn, err := machine.DialDirect(cliCtx.Context, m)
+	return m, conn, err
+}
+
+// exec runs den exec's command over the machine's ssh: a user without root
+// cannot attach to a container, and the server does not relay exec; the
+// command gets the same user, folder and environment.
+func (r *remote) exec(cliCtx *cli.Context) error {
+	names, argv, err := execArgs(cliCtx)
+	if err != nil {
+		return err
+	}
+	m, conn, err := r.dialRunning(cliCtx, first(names))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	wd, _ := os.Getwd()
+	tty := isTerminal(os.Stdin)
+	cmd, err := machine.ExecOverSSH(m, argv, machine.ExecOptions{Root: cliCtx.Bool("root"), HostWD: wd, TTY: tty})
+	if err != nil {
+		return err
+	}
 	var status int
-	cmd := cliCtx.String("command")
-	if cmd != "" && !cliCtx.Bool("tty") {
-		status, err = sshx.Run(cliCtx.Context, conn, cmd, os.Stdin, os.Stdout, os.Stderr)
-	} else {
+	if tty {
 		status, err = sshx.Shell(cliCtx.Context, conn, cmd, os.Stdin, os.Stdout, os.Stderr)
+	} else {
+		status, err = sshx.Run(cliCtx.Context, conn, cmd, os.Stdin, os.Stdout, os.Stderr)
 	}
 	if err != nil {
 		return err
@@ -460,6 +497,21 @@ func (r *remote) ssh(cliCtx *cli.Context) error {
 		return exitStatus(status)
 	}
 	return nil
+}
+
+// upload copies into the machine over its ssh, as the login user.
+func (r *remote) upload(cliCtx *cli.Context) error {
+	src, dst, name, err := uploadArgs(cliCtx)
+	if err != nil {
+		return err
+	}
+	m, conn, err := r.dialRunning(cliCtx, name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = machine.UploadOver(cliCtx.Context, ui.New(), conn, m, src, dst)
+	return err
 }
 
 func (r *remote) pack(cliCtx *cli.Context) error {

@@ -135,3 +135,41 @@ func guestDir(m *Machine, hostWD, home string) string {
 	}
 	return dir
 }
+
+// ExecOverSSH is Exec's command as a shell command line for the machine's
+// sshd, for a front end that cannot reach the provider (a user without
+// root, through den serve): the same user, folder and environment, then
+// the program. It needs the login user's home from the record.
+func ExecOverSSH(m *Machine, argv []string, opts ExecOptions) (string, error) {
+	if len(argv) == 0 {
+		return "", errdefs.Newf(errdefs.Invalid, "exec: no command (den exec [MACHINE] -- COMMAND [ARGS...])")
+	}
+	rec, err := m.Record()
+	if err != nil {
+		return "", err
+	}
+	if rec == nil {
+		return "", notCreated(m, "run a command in")
+	}
+	login := Login{UID: 0, GID: 0, Home: "/root", Shell: "/bin/sh"}
+	if !opts.Root {
+		login = Login{UID: rec.UID, GID: rec.GID, Home: rec.Home, Shell: rec.Shell}
+		if login.Home == "" {
+			login.Home = "/home/" + rec.User
+		}
+	}
+	words := []string{"cd", shellQuote(guestDir(m, opts.HostWD, login.Home)), "&&", "exec"}
+	if opts.Root {
+		words = append(words, "sudo", "-n")
+	}
+	words = append(words, "env", "-i")
+	for _, kv := range loginEnv(login, rec.User, opts.Root, opts.TTY) {
+		words = append(words, shellQuote(kv))
+	}
+	for _, a := range argv {
+		words = append(words, shellQuote(a))
+	}
+	return strings.Join(words, " "), nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

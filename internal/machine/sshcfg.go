@@ -11,7 +11,7 @@ import (
 // SSHConfig returns the OpenSSH config entry of a created machine, under
 // host (its alias when ""), with den.hcl's ssh settings, and (re)writes
 // the known_hosts file it names so the entry's HostKeyAlias is in it.
-func (e *Env) SSHConfig(m *Machine, host string) (sshx.ConfigEntry, error) {
+func SSHConfig(m *Machine, host string) (sshx.ConfigEntry, error) {
 	rec, err := m.Record()
 	if err != nil {
 		return sshx.ConfigEntry{}, err

@@ -11,6 +11,8 @@ import (
 
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/sshx"
+	"github.com/den-dev/den/internal/ui"
+	"golang.org/x/crypto/ssh"
 )
 
 // Upload copies the host file or folder src into the running machine m at
@@ -21,15 +23,23 @@ func (e *Env) Upload(ctx context.Context, m *Machine, src, dst string) (string, 
 	if _, err := os.Stat(src); err != nil {
 		return "", errdefs.Newf(errdefs.NotFound, "upload: %v", err)
 	}
-	abs, err := filepath.Abs(src)
-	if err != nil {
-		return "", err
-	}
 	client, err := e.Connect(ctx, m)
 	if err != nil {
 		return "", named(m, err)
 	}
 	defer client.Close()
+	return UploadOver(ctx, e.UI, client, m, src, dst)
+}
+
+// UploadOver is Upload over an ssh connection the caller made.
+func UploadOver(ctx context.Context, u ui.Reporter, client *ssh.Client, m *Machine, src, dst string) (string, error) {
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", errdefs.Newf(errdefs.NotFound, "upload: %v", err)
+	}
 	if dst == "" {
 		dst = filepath.Base(abs)
 	}
@@ -42,10 +52,10 @@ func (e *Env) Upload(ctx context.Context, m *Machine, src, dst string) (string, 
 		dst = path.Join(home.String(), dst)
 	}
 	dst = path.Clean(dst)
-	e.UI.Say(m.Name(), "Uploading %s to %s", abs, dst)
+	u.Say(m.Name(), "Uploading %s to %s", abs, dst)
 	if err := sshx.NewComm(client).Upload(ctx, dst, abs); err != nil {
 		return "", named(m, err)
 	}
-	e.UI.Say(m.Name(), "Upload has completed successfully!")
+	u.Say(m.Name(), "Upload has completed successfully!")
 	return dst, nil
 }
