@@ -51,7 +51,19 @@ var buildKnown = map[string]string{
 var buildPackages = []string{
 	"openssh-server", "sudo", "systemd-sysv",
 	"iproute2", "ifupdown", "isc-dhcp-client", "netbase", "iputils-ping",
-	"ca-certificates", "less", "procps",
+	// The system bus and login sessions: systemctl as the login user
+	// talks to systemd over D-Bus, pam_systemd gives each ssh login
+	// XDG_RUNTIME_DIR and the user's systemd (systemctl --user), and
+	// dbus-user-session gives that user a session bus.
+	"dbus", "libpam-systemd", "dbus-user-session",
+	// What a Vagrant box has and dev tools reach for: file copies over
+	// ssh (rsync -e ssh), downloads and repository keys for install
+	// scripts (gpg --dearmor; not gnupg, whose gpg-agent adds a generator
+	// to every start of the user's systemd), archives, an editor for git
+	// and sudoedit, process tools, and cron.
+	"rsync", "curl", "wget", "ca-certificates", "gpg", "lsb-release",
+	"xz-utils", "bzip2", "unzip", "less", "nano", "vim-tiny",
+	"procps", "psmisc", "cron",
 	// nc: a listener or client in one command, for quick checks of
 	// forwarded ports and services (den's own tests use it).
 	"netcat-openbsd",
@@ -75,6 +87,13 @@ var buildMasks = []string{
 	// owns eth0 and den owns /etc/resolv.conf.
 	"systemd-networkd.service", "systemd-networkd.socket",
 	"systemd-networkd-wait-online.service", "systemd-resolved.service",
+}
+
+// buildUserGenerators are generators of the user's systemd (see
+// buildLinger) that a den machine does not use: XDG autostart entries
+// belong to desktop sessions.
+var buildUserGenerators = []string{
+	"systemd-xdg-autostart-generator",
 }
 
 // buildFiles holds everything that decides the output besides the Debian
@@ -360,6 +379,7 @@ func buildConfigure(dir string, opts BuildOptions) error {
 		buildSources,
 		buildAddUser,
 		buildUnits,
+		buildLinger,
 		buildScrub,
 		buildStamp,
 		buildMarkUpdated,
@@ -561,33 +581,52 @@ func buildAddMember(group, user string) func(string) (string, error) {
 	}
 }
 
-// buildUnits masks buildMasks and makes sure ssh.service and the guest's
-// den-net-fallback.service start at boot.
+// buildUnits masks buildMasks and buildUserGenerators and makes sure
+// ssh.service and the guest's den-net-fallback.service start at boot.
 func buildUnits(root *os.Root, _ BuildOptions) error {
 	const etc = "etc/systemd/system/"
+	var masks []string
 	for _, unit := range buildMasks {
-		if err := root.Remove(etc + unit); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if err := root.Symlink("/dev/null", etc+unit); err != nil {
-			return err
-		}
+		masks = append(masks, etc+unit)
 	}
-	if err := root.MkdirAll(etc+"multi-user.target.wants", 0o755); err != nil {
-		return err
+	for _, gen := range buildUserGenerators {
+		masks = append(masks, "etc/systemd/user-generators/"+gen)
+	}
+	for _, name := range masks {
+		if err := buildLink(root, "/dev/null", name); err != nil {
+			return err
+		}
 	}
 	for _, unit := range []string{"/usr/lib/systemd/system/ssh.service", "/" + etc + "den-net-fallback.service"} {
 		if _, err := root.Stat(unit[1:]); err != nil {
 			return fmt.Errorf("enable %s: %w", path.Base(unit), err)
 		}
-		wants := etc + "multi-user.target.wants/" + path.Base(unit)
-		if _, err := root.Lstat(wants); errors.Is(err, fs.ErrNotExist) {
-			if err := root.Symlink(unit, wants); err != nil {
-				return err
-			}
+		if err := buildLink(root, unit, etc+"multi-user.target.wants/"+path.Base(unit)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// buildLink makes name a symlink to target, replacing whatever name was
+// (never following it) and creating its folder.
+func buildLink(root *os.Root, target, name string) error {
+	if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		return err
+	}
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return root.Symlink(target, name)
+}
+
+// buildLinger lets the login user's systemd run from boot to shutdown
+// (logind's linger): ssh logins find it running instead of starting one
+// each (~0.1 s), and the user's own services (systemctl --user enable)
+// start at boot as they would on a workstation. logind reads the user by
+// name, so it holds when den gives the user the project owner's uid.
+func buildLinger(root *os.Root, opts BuildOptions) error {
+	return buildWrite(root, "var/lib/systemd/linger/"+opts.User, nil, 0o644)
 }
 
 // buildScrub removes the state that must differ between machines, and apt's

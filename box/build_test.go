@@ -329,11 +329,19 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 	contains("etc/apt/sources.list", "deb "+opts.Mirror+" "+opts.Suite+" main\n")
 	contains("etc/den-box", "suite="+opts.Suite+"\n")
 	contains("etc/den-box", "recipe="+BuildRecipeHash()+"\n")
-	for _, unit := range []string{"apt-daily.timer", "e2scrub_reap.service", "systemd-networkd.service"} {
-		if target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system", unit)); target != "/dev/null" {
-			t.Errorf("%s is not masked: %q, %v", unit, target, err)
+	masked := []string{
+		"etc/systemd/system/apt-daily.timer",
+		"etc/systemd/system/e2scrub_reap.service",
+		"etc/systemd/system/systemd-networkd.service",
+		"etc/systemd/user-generators/systemd-xdg-autostart-generator",
+	}
+	for _, name := range masked {
+		if target, err := os.Readlink(filepath.Join(dir, name)); target != "/dev/null" {
+			t.Errorf("/%s is not masked: %q, %v", name, target, err)
 		}
 	}
+	contains("etc/systemd/user/dbus.socket.d/den.conf", "ExecStartPost=\n")
+	mode("var/lib/systemd/linger/"+opts.User, 0o644, 0)
 	usr, err := os.Stat(filepath.Join(dir, "usr"))
 	if err != nil {
 		t.Fatal(err)
@@ -401,10 +409,23 @@ func TestBuildRootfs(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "usr/sbin/sshd")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("no sshd: %v", err)
 	}
-	for _, bin := range []string{"usr/sbin/dhclient", "usr/bin/sudo", "usr/sbin/ifup", "usr/sbin/ip"} {
+	for _, bin := range []string{
+		"usr/sbin/dhclient", "usr/bin/sudo", "usr/sbin/ifup", "usr/sbin/ip",
+		"usr/bin/dbus-daemon", "usr/lib/x86_64-linux-gnu/security/pam_systemd.so", "usr/bin/busctl",
+		"usr/bin/rsync", "usr/bin/curl", "usr/bin/wget", "usr/bin/gpg", "usr/bin/lsb_release",
+		"usr/bin/less", "usr/bin/ps", "usr/bin/killall", "usr/bin/xz", "usr/bin/unzip",
+		"usr/bin/nano", "usr/bin/vim.tiny", "usr/sbin/cron", "usr/bin/nc.openbsd",
+		"etc/ssl/certs/ca-certificates.crt",
+	} {
+		if opts.Arch != "amd64" && strings.Contains(bin, "x86_64") {
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			t.Errorf("missing /%s: %v", bin, err)
 		}
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "etc/pam.d/common-session")); err != nil || !strings.Contains(string(data), "pam_systemd.so") {
+		t.Errorf("pam_systemd is not in /etc/pam.d/common-session (%v): logins get no XDG_RUNTIME_DIR", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "var/lib/systemd/random-seed")); err == nil {
 		t.Errorf("random-seed left behind")
