@@ -47,10 +47,12 @@ var buildKnown = map[string]string{
 }
 
 // buildPackages is what debootstrap installs on top of its minbase variant.
-// Each exists in bookworm and trixie.
+// Each exists in bookworm and trixie. No ifupdown: LXC hands eth0 over
+// with den's address and systemd brings lo up; den-net-fallback.service
+// runs dhclient only when eth0 came up without an address.
 var buildPackages = []string{
 	"openssh-server", "sudo", "systemd-sysv",
-	"iproute2", "ifupdown", "isc-dhcp-client", "netbase", "iputils-ping",
+	"iproute2", "isc-dhcp-client", "netbase", "iputils-ping",
 	// The system bus and login sessions: systemctl as the login user
 	// talks to systemd over D-Bus, pam_systemd gives each ssh login
 	// XDG_RUNTIME_DIR and the user's systemd (systemctl --user), and
@@ -70,13 +72,18 @@ var buildPackages = []string{
 }
 
 // buildMasks are systemd units linked to /dev/null: useless or harmful in a
-// den machine. Nothing sshd or the consoles need is among them.
+// den machine, or work at boot or shutdown that a dev machine does without
+// (each exec costs ~5 ms of CPU here, and three machines booting at once
+// share two CPUs). Nothing sshd, journald, cron, apt, D-Bus, logins or
+// the consoles need is among them.
 var buildMasks = []string{
 	// apt's daily update and unattended upgrade take apt's lock at random
 	// times, so a provisioner's "apt-get install" fails; den machines are
 	// updated by their user.
 	"apt-daily.timer", "apt-daily.service",
 	"apt-daily-upgrade.timer", "apt-daily-upgrade.service",
+	// A daily copy of dpkg's database for a machine that is thrown away.
+	"dpkg-db-backup.timer", "dpkg-db-backup.service",
 	// e2scrub checks ext4 filesystems on LVM: a container has neither, and
 	// e2scrub_reap runs a shell on every boot for nothing.
 	"e2scrub_all.timer", "e2scrub_all.service", "e2scrub_reap.service",
@@ -87,6 +94,34 @@ var buildMasks = []string{
 	// owns eth0 and den owns /etc/resolv.conf.
 	"systemd-networkd.service", "systemd-networkd.socket",
 	"systemd-networkd-wait-online.service", "systemd-resolved.service",
+	// The journal is volatile (journald.conf.d/den.conf): nothing to flush
+	// to /var/log/journal.
+	"systemd-journal-flush.service",
+	// Boot and runlevel records in wtmp and utmp (last reboot, who -b,
+	// runlevel), an exec at boot, at multi-user and at shutdown each;
+	// sshd still records logins itself.
+	"systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
+	// LXC mounts the root filesystem; /etc/fstab does not remount it.
+	"systemd-remount-fs.service",
+	// Static device nodes: LXC makes /dev, and the list of nodes to create
+	// comes from kmod-static-nodes.service, which needs CAP_SYS_MODULE (a
+	// container has not) and so never runs.
+	"systemd-tmpfiles-setup-dev.service", "systemd-tmpfiles-setup-dev-early.service",
+	// Huge pages and the FUSE control filesystem: not for a container.
+	"dev-hugepages.mount", "sys-fs-fuse-connections.mount",
+	// It removes /run/nologin once boot is done; the box never creates it
+	// (etc/tmpfiles.d/systemd-nologin.conf is masked too), so logins work
+	// as soon as sshd answers.
+	"systemd-user-sessions.service",
+}
+
+// buildNoCredentials are the services whose credential folders
+// (/run/credentials/UNIT, a ramfs that LXC never fills) the box turns off:
+// each is a mount at boot and an exec of umount at shutdown.
+var buildNoCredentials = []string{
+	"systemd-sysctl.service",
+	"systemd-tmpfiles-setup.service",
+	"systemd-tmpfiles-clean.service",
 }
 
 // buildUserGenerators are generators of the user's systemd (see
@@ -94,6 +129,30 @@ var buildMasks = []string{
 // belong to desktop sessions.
 var buildUserGenerators = []string{
 	"systemd-xdg-autostart-generator",
+}
+
+// buildGenerators are systemd generators that a den machine does not use,
+// masked in /etc/systemd/system-generators: systemd runs every generator
+// on every boot and reload, ~5 ms of CPU each. Kept: fstab (/etc/fstab
+// mounts) and sysv (services that ship only an /etc/init.d script). The
+// getty generator would add a getty on /dev/console; getty@tty1 stays for
+// lxc-console. Names missing from a suite are masked all the same.
+var buildGenerators = []string{
+	"systemd-bless-boot-generator",
+	"systemd-cryptsetup-generator",
+	"systemd-debug-generator",
+	"systemd-factory-reset-generator",
+	"systemd-getty-generator",
+	"systemd-gpt-auto-generator",
+	"systemd-hibernate-resume-generator",
+	"systemd-import-generator",
+	"systemd-integritysetup-generator",
+	"systemd-rc-local-generator",
+	"systemd-run-generator",
+	"systemd-ssh-generator",
+	"systemd-system-update-generator",
+	"systemd-tpm2-generator",
+	"systemd-veritysetup-generator",
 }
 
 // buildFiles holds everything that decides the output besides the Debian
@@ -379,6 +438,7 @@ func buildConfigure(dir string, opts BuildOptions) error {
 		buildSources,
 		buildAddUser,
 		buildUnits,
+		buildDropIns,
 		buildLinger,
 		buildScrub,
 		buildStamp,
@@ -581,17 +641,24 @@ func buildAddMember(group, user string) func(string) (string, error) {
 	}
 }
 
-// buildUnits masks buildMasks and buildUserGenerators and makes sure
-// ssh.service and the guest's den-net-fallback.service start at boot.
+// buildUnits masks buildMasks, the generators and the boot-time
+// /run/nologin, and makes sure ssh.service and the guest's
+// den-net-fallback.service start at boot.
 func buildUnits(root *os.Root, _ BuildOptions) error {
 	const etc = "etc/systemd/system/"
 	var masks []string
 	for _, unit := range buildMasks {
 		masks = append(masks, etc+unit)
 	}
+	for _, gen := range buildGenerators {
+		masks = append(masks, "etc/systemd/system-generators/"+gen)
+	}
 	for _, gen := range buildUserGenerators {
 		masks = append(masks, "etc/systemd/user-generators/"+gen)
 	}
+	// systemd-tmpfiles creates /run/nologin at boot ("System is booting
+	// up"), which the masked systemd-user-sessions.service would remove.
+	masks = append(masks, "etc/tmpfiles.d/systemd-nologin.conf")
 	for _, name := range masks {
 		if err := buildLink(root, "/dev/null", name); err != nil {
 			return err
@@ -618,6 +685,40 @@ func buildLink(root *os.Root, target, name string) error {
 		return err
 	}
 	return root.Symlink(target, name)
+}
+
+// buildDropIns turns credentials off for buildNoCredentials
+// (LoadCredential= in bookworm, ImportCredential= in later systemd; only
+// the keys a unit has are reset, so systemd never warns about an unknown
+// one).
+func buildDropIns(root *os.Root, _ BuildOptions) error {
+	const etc = "etc/systemd/system/"
+	const head = "# den box: see buildNoCredentials in den's box/build.go.\n[Service]\n"
+	for _, unit := range buildNoCredentials {
+		data, err := root.ReadFile("usr/lib/systemd/system/" + unit)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		for _, key := range []string{"LoadCredential", "LoadCredentialEncrypted", "ImportCredential", "SetCredential", "SetCredentialEncrypted"} {
+			for line := range strings.Lines(string(data)) {
+				if strings.HasPrefix(line, key+"=") {
+					b.WriteString(key + "=\n")
+					break
+				}
+			}
+		}
+		if b.Len() == 0 {
+			continue
+		}
+		if err := buildWrite(root, etc+unit+".d/den.conf", []byte(head+b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // buildLinger lets the login user's systemd run from boot to shutdown
