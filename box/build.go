@@ -440,6 +440,7 @@ func buildConfigure(dir string, opts BuildOptions) error {
 		buildUnits,
 		buildDropIns,
 		buildLinger,
+		buildQuietLogin,
 		buildScrub,
 		buildStamp,
 		buildMarkUpdated,
@@ -641,9 +642,9 @@ func buildAddMember(group, user string) func(string) (string, error) {
 	}
 }
 
-// buildUnits masks buildMasks, the generators and the boot-time
-// /run/nologin, and makes sure ssh.service and the guest's
-// den-net-fallback.service start at boot.
+// buildUnits masks buildMasks, buildGenerators and the boot-time
+// /run/nologin, starts sshd through ssh.socket instead of ssh.service, and
+// makes sure the guest's den-net-fallback.service runs at boot.
 func buildUnits(root *os.Root, _ BuildOptions) error {
 	const etc = "etc/systemd/system/"
 	var masks []string
@@ -664,11 +665,18 @@ func buildUnits(root *os.Root, _ BuildOptions) error {
 			return err
 		}
 	}
-	for _, unit := range []string{"/usr/lib/systemd/system/ssh.service", "/" + etc + "den-net-fallback.service"} {
-		if _, err := root.Stat(unit[1:]); err != nil {
-			return fmt.Errorf("enable %s: %w", path.Base(unit), err)
+	// openssh-server's postinst enabled ssh.service; the socket starts it.
+	if err := root.Remove(etc + "multi-user.target.wants/ssh.service"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range []struct{ target, unit string }{
+		{"sockets.target", "/usr/lib/systemd/system/ssh.socket"},
+		{"multi-user.target", "/" + etc + "den-net-fallback.service"},
+	} {
+		if _, err := root.Stat(e.unit[1:]); err != nil {
+			return fmt.Errorf("enable %s: %w", path.Base(e.unit), err)
 		}
-		if err := buildLink(root, unit, etc+"multi-user.target.wants/"+path.Base(unit)); err != nil {
+		if err := buildLink(root, e.unit, etc+e.target+".wants/"+path.Base(e.unit)); err != nil {
 			return err
 		}
 	}
@@ -728,6 +736,14 @@ func buildDropIns(root *os.Root, _ BuildOptions) error {
 // name, so it holds when den gives the user the project owner's uid.
 func buildLinger(root *os.Root, opts BuildOptions) error {
 	return buildWrite(root, "var/lib/systemd/linger/"+opts.User, nil, 0o644)
+}
+
+// buildQuietLogin removes /etc/update-motd.d: pam_motd runs its scripts
+// (run-parts, then uname) on every ssh authentication, commands and den's
+// readiness checks included, to print one line on interactive logins.
+// /etc/motd is still shown.
+func buildQuietLogin(root *os.Root, _ BuildOptions) error {
+	return root.RemoveAll("etc/update-motd.d")
 }
 
 // buildScrub removes the state that must differ between machines, and apt's

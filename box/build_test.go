@@ -219,10 +219,12 @@ func buildFakeRoot(t *testing.T) string {
 		"var/cache/apt/archives/sudo_1.deb":                     "deb",
 		"var/cache/apt/archives/lock":                           "",
 		"usr/lib/systemd/system/ssh.service":                    "[Unit]\n",
+		"usr/lib/systemd/system/ssh.socket":                     "[Socket]\nListenStream=22\n",
 		"usr/lib/systemd/system/apt-daily.timer":                "[Timer]\n",
 		"usr/lib/systemd/system/systemd-sysctl.service":         "[Service]\nLoadCredential=sysctl.extra\n",
 		"usr/lib/systemd/system/systemd-tmpfiles-setup.service": "[Service]\nImportCredential=tmpfiles.*\nLoadCredential=login.motd\n",
 		"usr/lib/systemd/system/systemd-tmpfiles-clean.service": "[Service]\nExecStart=systemd-tmpfiles --clean\n",
+		"etc/update-motd.d/10-uname":                            "#!/bin/sh\nuname -snrvm\n",
 	}
 	for name, data := range files {
 		p := filepath.Join(dir, name)
@@ -234,6 +236,14 @@ func buildFakeRoot(t *testing.T) string {
 		}
 	}
 	if err := os.Chmod(filepath.Join(dir, "etc/shadow"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// openssh-server's postinst enables ssh.service.
+	wants := filepath.Join(dir, "etc/systemd/system/multi-user.target.wants")
+	if err := os.MkdirAll(wants, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/lib/systemd/system/ssh.service", filepath.Join(wants, "ssh.service")); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -371,9 +381,17 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 			t.Errorf("%s is masked; users' /etc/fstab and init.d scripts need it", gen)
 		}
 	}
+	contains("etc/systemd/system/ssh.socket.d/den.conf", "NoDelay=yes\n")
+	contains("etc/systemd/system/ssh.service.d/den.conf", "ExecStartPre=\n")
 	contains("etc/systemd/journald.conf.d/den.conf", "Storage=volatile\n")
 	contains("etc/systemd/user/dbus.socket.d/den.conf", "ExecStartPost=\n")
 	mode("var/lib/systemd/linger/"+opts.User, 0o644, 0)
+	if _, err := os.Lstat(filepath.Join(dir, "etc/update-motd.d")); err == nil {
+		t.Errorf("/etc/update-motd.d is left: pam_motd would run it on every login")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "etc/systemd/system/multi-user.target.wants/ssh.service")); err == nil {
+		t.Errorf("ssh.service is enabled: ssh.socket starts it")
+	}
 	usr, err := os.Stat(filepath.Join(dir, "usr"))
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +402,7 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 			t.Errorf("/%s is not stamped with the time of /usr (%v): %v", name, usr.ModTime(), err)
 		}
 	}
-	for _, unit := range []string{"multi-user.target.wants/ssh.service", "multi-user.target.wants/den-net-fallback.service"} {
+	for _, unit := range []string{"sockets.target.wants/ssh.socket", "multi-user.target.wants/den-net-fallback.service"} {
 		target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system", unit))
 		if err == nil {
 			_, err = os.Stat(filepath.Join(dir, target))
