@@ -113,6 +113,11 @@ var buildMasks = []string{
 	// (etc/tmpfiles.d/systemd-nologin.conf is masked too), so logins work
 	// as soon as sshd answers.
 	"systemd-user-sessions.service",
+	// Password prompts of boot-time units (disk passphrases) on the
+	// console and by wall: none in a container. Stopping each costs a
+	// ~20 ms wait at shutdown (removing an inotify watch waits for an
+	// SRCU grace period).
+	"systemd-ask-password-console.path", "systemd-ask-password-wall.path",
 }
 
 // buildNoCredentials are the services whose credential folders
@@ -123,6 +128,13 @@ var buildNoCredentials = []string{
 	"systemd-tmpfiles-setup.service",
 	"systemd-tmpfiles-clean.service",
 }
+
+// buildExtrinsicMounts are the mount units of the folders den mounts into
+// every machine by default (/den, and /den/.den and /den/den.hcl over
+// it). LXC mounts them before init runs and they end with the container,
+// so systemd need not exec umount for each at shutdown: without default
+// dependencies they are not part of umount.target.
+var buildExtrinsicMounts = []string{"den.mount", "den-.den.mount", "den-den.hcl.mount"}
 
 // buildUserGenerators are generators of the user's systemd (see
 // buildLinger) that a den machine does not use: XDG autostart entries
@@ -643,8 +655,9 @@ func buildAddMember(group, user string) func(string) (string, error) {
 }
 
 // buildUnits masks buildMasks, buildGenerators and the boot-time
-// /run/nologin, starts sshd through ssh.socket instead of ssh.service, and
-// makes sure the guest's den-net-fallback.service runs at boot.
+// /run/nologin, makes halt.target an alias of poweroff.target, starts sshd
+// through ssh.socket instead of ssh.service, and makes sure the guest's
+// den-net-fallback.service runs at boot.
 func buildUnits(root *os.Root, _ BuildOptions) error {
 	const etc = "etc/systemd/system/"
 	var masks []string
@@ -664,6 +677,14 @@ func buildUnits(root *os.Root, _ BuildOptions) error {
 		if err := buildLink(root, "/dev/null", name); err != nil {
 			return err
 		}
+	}
+	// LXC halts a systemd guest with SIGRTMIN+3, which starts halt.target;
+	// bookworm's systemd-halt.service then execs 'systemctl --force halt'
+	// to reach systemd-shutdown, while systemd-poweroff.service does it
+	// within systemd (SuccessAction=poweroff-force). For a container both
+	// end the same way, so halt.target is an alias of poweroff.target.
+	if err := buildLink(root, "/usr/lib/systemd/system/poweroff.target", etc+"halt.target"); err != nil {
+		return err
 	}
 	// openssh-server's postinst enabled ssh.service; the socket starts it.
 	if err := root.Remove(etc + "multi-user.target.wants/ssh.service"); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -695,10 +716,11 @@ func buildLink(root *os.Root, target, name string) error {
 	return root.Symlink(target, name)
 }
 
-// buildDropIns turns credentials off for buildNoCredentials
-// (LoadCredential= in bookworm, ImportCredential= in later systemd; only
-// the keys a unit has are reset, so systemd never warns about an unknown
-// one).
+// buildDropIns writes the drop-ins that depend on the suite's units:
+// credentials off for buildNoCredentials (LoadCredential= in bookworm,
+// ImportCredential= in later systemd; only the keys a unit has are reset,
+// so systemd never warns about an unknown one) and no default
+// dependencies for buildExtrinsicMounts.
 func buildDropIns(root *os.Root, _ BuildOptions) error {
 	const etc = "etc/systemd/system/"
 	const head = "# den box: see buildNoCredentials in den's box/build.go.\n[Service]\n"
@@ -723,6 +745,12 @@ func buildDropIns(root *os.Root, _ BuildOptions) error {
 			continue
 		}
 		if err := buildWrite(root, etc+unit+".d/den.conf", []byte(head+b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, unit := range buildExtrinsicMounts {
+		conf := "# den box: see buildExtrinsicMounts in den's box/build.go.\n[Unit]\nDefaultDependencies=no\n"
+		if err := buildWrite(root, etc+unit+".d/den.conf", []byte(conf), 0o644); err != nil {
 			return err
 		}
 	}

@@ -366,6 +366,7 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 		"etc/systemd/system/systemd-journal-flush.service",
 		"etc/systemd/system/systemd-update-utmp.service",
 		"etc/systemd/system/systemd-user-sessions.service",
+		"etc/systemd/system/systemd-ask-password-wall.path",
 		"etc/systemd/system-generators/systemd-getty-generator",
 		"etc/systemd/system-generators/systemd-gpt-auto-generator",
 		"etc/systemd/user-generators/systemd-xdg-autostart-generator",
@@ -385,7 +386,13 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 	contains("etc/systemd/system/ssh.service.d/den.conf", "ExecStartPre=\n")
 	contains("etc/systemd/journald.conf.d/den.conf", "Storage=volatile\n")
 	contains("etc/systemd/user/dbus.socket.d/den.conf", "ExecStartPost=\n")
+	for _, unit := range buildExtrinsicMounts {
+		contains("etc/systemd/system/"+unit+".d/den.conf", "DefaultDependencies=no\n")
+	}
 	mode("var/lib/systemd/linger/"+opts.User, 0o644, 0)
+	if target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system/halt.target")); target != "/usr/lib/systemd/system/poweroff.target" {
+		t.Errorf("halt.target is not an alias of poweroff.target: %q, %v", target, err)
+	}
 	if _, err := os.Lstat(filepath.Join(dir, "etc/update-motd.d")); err == nil {
 		t.Errorf("/etc/update-motd.d is left: pam_motd would run it on every login")
 	}
