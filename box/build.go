@@ -107,8 +107,10 @@ var buildMasks = []string{
 	// comes from kmod-static-nodes.service, which needs CAP_SYS_MODULE (a
 	// container has not) and so never runs.
 	"systemd-tmpfiles-setup-dev.service", "systemd-tmpfiles-setup-dev-early.service",
-	// Huge pages and the FUSE control filesystem: not for a container.
-	"dev-hugepages.mount", "sys-fs-fuse-connections.mount",
+	// Huge pages, the FUSE control filesystem and the POSIX message queue
+	// filesystem (mq_open works without it; it only lists queues): not
+	// for a container.
+	"dev-hugepages.mount", "sys-fs-fuse-connections.mount", "dev-mqueue.mount",
 	// It removes /run/nologin once boot is done; the box never creates it
 	// (etc/tmpfiles.d/systemd-nologin.conf is masked too), so logins work
 	// as soon as sshd answers.

@@ -366,6 +366,7 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 		"etc/systemd/system/systemd-journal-flush.service",
 		"etc/systemd/system/systemd-update-utmp.service",
 		"etc/systemd/system/systemd-user-sessions.service",
+		"etc/systemd/system/dev-mqueue.mount",
 		"etc/systemd/system/systemd-ask-password-wall.path",
 		"etc/systemd/system-generators/systemd-getty-generator",
 		"etc/systemd/system-generators/systemd-gpt-auto-generator",
@@ -385,6 +386,7 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 	contains("etc/systemd/system/ssh.socket.d/den.conf", "NoDelay=yes\n")
 	contains("etc/systemd/system/ssh.service.d/den.conf", "ExecStartPre=\n")
 	contains("etc/systemd/journald.conf.d/den.conf", "Storage=volatile\n")
+	contains("etc/systemd/system/systemd-logind.service.d/den.conf", "ProtectSystem=no\n")
 	contains("etc/systemd/user/dbus.socket.d/den.conf", "ExecStartPost=\n")
 	for _, unit := range buildExtrinsicMounts {
 		contains("etc/systemd/system/"+unit+".d/den.conf", "DefaultDependencies=no\n")
