@@ -47,24 +47,43 @@ var buildKnown = map[string]string{
 }
 
 // buildPackages is what debootstrap installs on top of its minbase variant.
-// Each exists in bookworm and trixie.
+// Each exists in bookworm and trixie. No ifupdown: LXC hands eth0 over
+// with den's address and systemd brings lo up; den-net-fallback.service
+// runs dhclient only when eth0 came up without an address.
 var buildPackages = []string{
 	"openssh-server", "sudo", "systemd-sysv",
-	"iproute2", "ifupdown", "isc-dhcp-client", "netbase", "iputils-ping",
-	"ca-certificates", "less", "procps",
+	"iproute2", "isc-dhcp-client", "netbase", "iputils-ping",
+	// The system bus and login sessions: systemctl as the login user
+	// talks to systemd over D-Bus, pam_systemd gives each ssh login
+	// XDG_RUNTIME_DIR and the user's systemd (systemctl --user), and
+	// dbus-user-session gives that user a session bus.
+	"dbus", "libpam-systemd", "dbus-user-session",
+	// What a Vagrant box has and dev tools reach for: file copies over
+	// ssh (rsync -e ssh), downloads and repository keys for install
+	// scripts (gpg --dearmor; not gnupg, whose gpg-agent adds a generator
+	// to every start of the user's systemd), archives, an editor for git
+	// and sudoedit, process tools, and cron.
+	"rsync", "curl", "wget", "ca-certificates", "gpg", "lsb-release",
+	"xz-utils", "bzip2", "unzip", "less", "nano", "vim-tiny",
+	"procps", "psmisc", "cron",
 	// nc: a listener or client in one command, for quick checks of
 	// forwarded ports and services (den's own tests use it).
 	"netcat-openbsd",
 }
 
 // buildMasks are systemd units linked to /dev/null: useless or harmful in a
-// den machine. Nothing sshd or the consoles need is among them.
+// den machine, or work at boot or shutdown that a dev machine does without
+// (each exec costs ~5 ms of CPU here, and three machines booting at once
+// share two CPUs). Nothing sshd, journald, cron, apt, D-Bus, logins or
+// the consoles need is among them.
 var buildMasks = []string{
 	// apt's daily update and unattended upgrade take apt's lock at random
 	// times, so a provisioner's "apt-get install" fails; den machines are
 	// updated by their user.
 	"apt-daily.timer", "apt-daily.service",
 	"apt-daily-upgrade.timer", "apt-daily-upgrade.service",
+	// A daily copy of dpkg's database for a machine that is thrown away.
+	"dpkg-db-backup.timer", "dpkg-db-backup.service",
 	// e2scrub checks ext4 filesystems on LVM: a container has neither, and
 	// e2scrub_reap runs a shell on every boot for nothing.
 	"e2scrub_all.timer", "e2scrub_all.service", "e2scrub_reap.service",
@@ -75,6 +94,79 @@ var buildMasks = []string{
 	// owns eth0 and den owns /etc/resolv.conf.
 	"systemd-networkd.service", "systemd-networkd.socket",
 	"systemd-networkd-wait-online.service", "systemd-resolved.service",
+	// The journal is volatile (journald.conf.d/den.conf): nothing to flush
+	// to /var/log/journal.
+	"systemd-journal-flush.service",
+	// Boot and runlevel records in wtmp and utmp (last reboot, who -b,
+	// runlevel), an exec at boot, at multi-user and at shutdown each;
+	// sshd still records logins itself.
+	"systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
+	// LXC mounts the root filesystem; /etc/fstab does not remount it.
+	"systemd-remount-fs.service",
+	// Static device nodes: LXC makes /dev, and the list of nodes to create
+	// comes from kmod-static-nodes.service, which needs CAP_SYS_MODULE (a
+	// container has not) and so never runs.
+	"systemd-tmpfiles-setup-dev.service", "systemd-tmpfiles-setup-dev-early.service",
+	// Huge pages, the FUSE control filesystem and the POSIX message queue
+	// filesystem (mq_open works without it; it only lists queues): not
+	// for a container.
+	"dev-hugepages.mount", "sys-fs-fuse-connections.mount", "dev-mqueue.mount",
+	// It removes /run/nologin once boot is done; the box never creates it
+	// (etc/tmpfiles.d/systemd-nologin.conf is masked too), so logins work
+	// as soon as sshd answers.
+	"systemd-user-sessions.service",
+	// Password prompts of boot-time units (disk passphrases) on the
+	// console and by wall: none in a container. Stopping each costs a
+	// ~20 ms wait at shutdown (removing an inotify watch waits for an
+	// SRCU grace period).
+	"systemd-ask-password-console.path", "systemd-ask-password-wall.path",
+}
+
+// buildNoCredentials are the services whose credential folders
+// (/run/credentials/UNIT, a ramfs that LXC never fills) the box turns off:
+// each is a mount at boot and an exec of umount at shutdown.
+var buildNoCredentials = []string{
+	"systemd-sysctl.service",
+	"systemd-tmpfiles-setup.service",
+	"systemd-tmpfiles-clean.service",
+}
+
+// buildExtrinsicMounts are the mount units of the folders den mounts into
+// every machine by default (/den, and /den/.den and /den/den.hcl over
+// it). LXC mounts them before init runs and they end with the container,
+// so systemd need not exec umount for each at shutdown: without default
+// dependencies they are not part of umount.target.
+var buildExtrinsicMounts = []string{"den.mount", "den-.den.mount", "den-den.hcl.mount"}
+
+// buildUserGenerators are generators of the user's systemd (see
+// buildLinger) that a den machine does not use: XDG autostart entries
+// belong to desktop sessions.
+var buildUserGenerators = []string{
+	"systemd-xdg-autostart-generator",
+}
+
+// buildGenerators are systemd generators that a den machine does not use,
+// masked in /etc/systemd/system-generators: systemd runs every generator
+// on every boot and reload, ~5 ms of CPU each. Kept: fstab (/etc/fstab
+// mounts) and sysv (services that ship only an /etc/init.d script). The
+// getty generator would add a getty on /dev/console; getty@tty1 stays for
+// lxc-console. Names missing from a suite are masked all the same.
+var buildGenerators = []string{
+	"systemd-bless-boot-generator",
+	"systemd-cryptsetup-generator",
+	"systemd-debug-generator",
+	"systemd-factory-reset-generator",
+	"systemd-getty-generator",
+	"systemd-gpt-auto-generator",
+	"systemd-hibernate-resume-generator",
+	"systemd-import-generator",
+	"systemd-integritysetup-generator",
+	"systemd-rc-local-generator",
+	"systemd-run-generator",
+	"systemd-ssh-generator",
+	"systemd-system-update-generator",
+	"systemd-tpm2-generator",
+	"systemd-veritysetup-generator",
 }
 
 // buildFiles holds everything that decides the output besides the Debian
@@ -360,6 +452,9 @@ func buildConfigure(dir string, opts BuildOptions) error {
 		buildSources,
 		buildAddUser,
 		buildUnits,
+		buildDropIns,
+		buildLinger,
+		buildQuietLogin,
 		buildScrub,
 		buildStamp,
 		buildMarkUpdated,
@@ -561,33 +656,124 @@ func buildAddMember(group, user string) func(string) (string, error) {
 	}
 }
 
-// buildUnits masks buildMasks and makes sure ssh.service and the guest's
-// den-net-fallback.service start at boot.
+// buildUnits masks buildMasks, buildGenerators and the boot-time
+// /run/nologin, makes halt.target an alias of poweroff.target, starts sshd
+// through ssh.socket instead of ssh.service, and makes sure the guest's
+// den-net-fallback.service runs at boot.
 func buildUnits(root *os.Root, _ BuildOptions) error {
 	const etc = "etc/systemd/system/"
+	var masks []string
 	for _, unit := range buildMasks {
-		if err := root.Remove(etc + unit); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if err := root.Symlink("/dev/null", etc+unit); err != nil {
+		masks = append(masks, etc+unit)
+	}
+	for _, gen := range buildGenerators {
+		masks = append(masks, "etc/systemd/system-generators/"+gen)
+	}
+	for _, gen := range buildUserGenerators {
+		masks = append(masks, "etc/systemd/user-generators/"+gen)
+	}
+	// systemd-tmpfiles creates /run/nologin at boot ("System is booting
+	// up"), which the masked systemd-user-sessions.service would remove.
+	masks = append(masks, "etc/tmpfiles.d/systemd-nologin.conf")
+	for _, name := range masks {
+		if err := buildLink(root, "/dev/null", name); err != nil {
 			return err
 		}
 	}
-	if err := root.MkdirAll(etc+"multi-user.target.wants", 0o755); err != nil {
+	// LXC halts a systemd guest with SIGRTMIN+3, which starts halt.target;
+	// bookworm's systemd-halt.service then execs 'systemctl --force halt'
+	// to reach systemd-shutdown, while systemd-poweroff.service does it
+	// within systemd (SuccessAction=poweroff-force). For a container both
+	// end the same way, so halt.target is an alias of poweroff.target.
+	if err := buildLink(root, "/usr/lib/systemd/system/poweroff.target", etc+"halt.target"); err != nil {
 		return err
 	}
-	for _, unit := range []string{"/usr/lib/systemd/system/ssh.service", "/" + etc + "den-net-fallback.service"} {
-		if _, err := root.Stat(unit[1:]); err != nil {
-			return fmt.Errorf("enable %s: %w", path.Base(unit), err)
+	// openssh-server's postinst enabled ssh.service; the socket starts it.
+	if err := root.Remove(etc + "multi-user.target.wants/ssh.service"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range []struct{ target, unit string }{
+		{"sockets.target", "/usr/lib/systemd/system/ssh.socket"},
+		{"multi-user.target", "/" + etc + "den-net-fallback.service"},
+	} {
+		if _, err := root.Stat(e.unit[1:]); err != nil {
+			return fmt.Errorf("enable %s: %w", path.Base(e.unit), err)
 		}
-		wants := etc + "multi-user.target.wants/" + path.Base(unit)
-		if _, err := root.Lstat(wants); errors.Is(err, fs.ErrNotExist) {
-			if err := root.Symlink(unit, wants); err != nil {
-				return err
-			}
+		if err := buildLink(root, e.unit, etc+e.target+".wants/"+path.Base(e.unit)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// buildLink makes name a symlink to target, replacing whatever name was
+// (never following it) and creating its folder.
+func buildLink(root *os.Root, target, name string) error {
+	if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		return err
+	}
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return root.Symlink(target, name)
+}
+
+// buildDropIns writes the drop-ins that depend on the suite's units:
+// credentials off for buildNoCredentials (LoadCredential= in bookworm,
+// ImportCredential= in later systemd; only the keys a unit has are reset,
+// so systemd never warns about an unknown one) and no default
+// dependencies for buildExtrinsicMounts.
+func buildDropIns(root *os.Root, _ BuildOptions) error {
+	const etc = "etc/systemd/system/"
+	const head = "# den box: see buildNoCredentials in den's box/build.go.\n[Service]\n"
+	for _, unit := range buildNoCredentials {
+		data, err := root.ReadFile("usr/lib/systemd/system/" + unit)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		for _, key := range []string{"LoadCredential", "LoadCredentialEncrypted", "ImportCredential", "SetCredential", "SetCredentialEncrypted"} {
+			for line := range strings.Lines(string(data)) {
+				if strings.HasPrefix(line, key+"=") {
+					b.WriteString(key + "=\n")
+					break
+				}
+			}
+		}
+		if b.Len() == 0 {
+			continue
+		}
+		if err := buildWrite(root, etc+unit+".d/den.conf", []byte(head+b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, unit := range buildExtrinsicMounts {
+		conf := "# den box: see buildExtrinsicMounts in den's box/build.go.\n[Unit]\nDefaultDependencies=no\n"
+		if err := buildWrite(root, etc+unit+".d/den.conf", []byte(conf), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildLinger lets the login user's systemd run from boot to shutdown
+// (logind's linger): ssh logins find it running instead of starting one
+// each (~0.1 s), and the user's own services (systemctl --user enable)
+// start at boot as they would on a workstation. logind reads the user by
+// name, so it holds when den gives the user the project owner's uid.
+func buildLinger(root *os.Root, opts BuildOptions) error {
+	return buildWrite(root, "var/lib/systemd/linger/"+opts.User, nil, 0o644)
+}
+
+// buildQuietLogin removes /etc/update-motd.d: pam_motd runs its scripts
+// (run-parts, then uname) on every ssh authentication, commands and den's
+// readiness checks included, to print one line on interactive logins.
+// /etc/motd is still shown.
+func buildQuietLogin(root *os.Root, _ BuildOptions) error {
+	return root.RemoveAll("etc/update-motd.d")
 }
 
 // buildScrub removes the state that must differ between machines, and apt's

@@ -201,25 +201,30 @@ func buildFakeRoot(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		"etc/passwd":                             "root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n",
-		"etc/shadow":                             "root:*:19000:0:99999:7:::\n",
-		"etc/group":                              "root:x:0:\nsudo:x:27:\n",
-		"etc/gshadow":                            "root:*::\nsudo:*::\n",
-		"etc/skel/.bashrc":                       "# bashrc\n",
-		"etc/skel/.profile":                      "# profile\n",
-		"etc/hostname":                           "vm\n",
-		"etc/resolv.conf":                        "nameserver 192.0.2.53\n",
-		"etc/machine-id":                         "0123456789abcdef0123456789abcdef\n",
-		"etc/ssh/ssh_host_rsa_key":               "key",
-		"etc/ssh/ssh_host_ed25519_key.pub":       "key",
-		"etc/ssh/sshd_config":                    "Include /etc/ssh/sshd_config.d/*.conf\n",
-		"var/lib/dhcp/dhclient.eth0.leases":      "lease",
-		"var/lib/apt/lists/deb_Packages":         "list",
-		"var/cache/apt/pkgcache.bin":             "bin",
-		"var/cache/apt/archives/sudo_1.deb":      "deb",
-		"var/cache/apt/archives/lock":            "",
-		"usr/lib/systemd/system/ssh.service":     "[Unit]\n",
-		"usr/lib/systemd/system/apt-daily.timer": "[Timer]\n",
+		"etc/passwd":                                            "root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n",
+		"etc/shadow":                                            "root:*:19000:0:99999:7:::\n",
+		"etc/group":                                             "root:x:0:\nsudo:x:27:\n",
+		"etc/gshadow":                                           "root:*::\nsudo:*::\n",
+		"etc/skel/.bashrc":                                      "# bashrc\n",
+		"etc/skel/.profile":                                     "# profile\n",
+		"etc/hostname":                                          "vm\n",
+		"etc/resolv.conf":                                       "nameserver 192.0.2.53\n",
+		"etc/machine-id":                                        "0123456789abcdef0123456789abcdef\n",
+		"etc/ssh/ssh_host_rsa_key":                              "key",
+		"etc/ssh/ssh_host_ed25519_key.pub":                      "key",
+		"etc/ssh/sshd_config":                                   "Include /etc/ssh/sshd_config.d/*.conf\n",
+		"var/lib/dhcp/dhclient.eth0.leases":                     "lease",
+		"var/lib/apt/lists/deb_Packages":                        "list",
+		"var/cache/apt/pkgcache.bin":                            "bin",
+		"var/cache/apt/archives/sudo_1.deb":                     "deb",
+		"var/cache/apt/archives/lock":                           "",
+		"usr/lib/systemd/system/ssh.service":                    "[Unit]\n",
+		"usr/lib/systemd/system/ssh.socket":                     "[Socket]\nListenStream=22\n",
+		"usr/lib/systemd/system/apt-daily.timer":                "[Timer]\n",
+		"usr/lib/systemd/system/systemd-sysctl.service":         "[Service]\nLoadCredential=sysctl.extra\n",
+		"usr/lib/systemd/system/systemd-tmpfiles-setup.service": "[Service]\nImportCredential=tmpfiles.*\nLoadCredential=login.motd\n",
+		"usr/lib/systemd/system/systemd-tmpfiles-clean.service": "[Service]\nExecStart=systemd-tmpfiles --clean\n",
+		"etc/update-motd.d/10-uname":                            "#!/bin/sh\nuname -snrvm\n",
 	}
 	for name, data := range files {
 		p := filepath.Join(dir, name)
@@ -231,6 +236,14 @@ func buildFakeRoot(t *testing.T) string {
 		}
 	}
 	if err := os.Chmod(filepath.Join(dir, "etc/shadow"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// openssh-server's postinst enables ssh.service.
+	wants := filepath.Join(dir, "etc/systemd/system/multi-user.target.wants")
+	if err := os.MkdirAll(wants, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/lib/systemd/system/ssh.service", filepath.Join(wants, "ssh.service")); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -247,6 +260,23 @@ func TestBuildConfigure(t *testing.T) {
 	for _, name := range []string{"var/cache/apt/archives/lock", "etc/ssh/sshd_config"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("scrub removed too much: %v", err)
+		}
+	}
+	// Credentials are reset by the keys each unit has, and only for units
+	// that have some.
+	dropIns := map[string]string{
+		"systemd-sysctl.service":         "[Service]\nLoadCredential=\n",
+		"systemd-tmpfiles-setup.service": "[Service]\nLoadCredential=\nImportCredential=\n",
+	}
+	for unit, want := range dropIns {
+		data, err := os.ReadFile(filepath.Join(dir, "etc/systemd/system", unit+".d/den.conf"))
+		if err != nil || !strings.HasSuffix(string(data), want) {
+			t.Errorf("%s drop-in = %q, %v; want it to end with %q", unit, data, err, want)
+		}
+	}
+	for _, unit := range []string{"systemd-tmpfiles-clean.service", "systemd-tmpfiles-setup-dev.service"} {
+		if _, err := os.Stat(filepath.Join(dir, "etc/systemd/system", unit+".d")); err == nil {
+			t.Errorf("%s got a credentials drop-in it does not need", unit)
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "etc/shadow")); err != nil || fi.Mode().Perm() != 0o640 {
@@ -329,10 +359,47 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 	contains("etc/apt/sources.list", "deb "+opts.Mirror+" "+opts.Suite+" main\n")
 	contains("etc/den-box", "suite="+opts.Suite+"\n")
 	contains("etc/den-box", "recipe="+BuildRecipeHash()+"\n")
-	for _, unit := range []string{"apt-daily.timer", "e2scrub_reap.service", "systemd-networkd.service"} {
-		if target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system", unit)); target != "/dev/null" {
-			t.Errorf("%s is not masked: %q, %v", unit, target, err)
+	masked := []string{
+		"etc/systemd/system/apt-daily.timer",
+		"etc/systemd/system/e2scrub_reap.service",
+		"etc/systemd/system/systemd-networkd.service",
+		"etc/systemd/system/systemd-journal-flush.service",
+		"etc/systemd/system/systemd-update-utmp.service",
+		"etc/systemd/system/systemd-user-sessions.service",
+		"etc/systemd/system/dev-mqueue.mount",
+		"etc/systemd/system/systemd-ask-password-wall.path",
+		"etc/systemd/system-generators/systemd-getty-generator",
+		"etc/systemd/system-generators/systemd-gpt-auto-generator",
+		"etc/systemd/user-generators/systemd-xdg-autostart-generator",
+		"etc/tmpfiles.d/systemd-nologin.conf",
+	}
+	for _, name := range masked {
+		if target, err := os.Readlink(filepath.Join(dir, name)); target != "/dev/null" {
+			t.Errorf("/%s is not masked: %q, %v", name, target, err)
 		}
+	}
+	for _, gen := range []string{"systemd-fstab-generator", "systemd-sysv-generator"} {
+		if _, err := os.Lstat(filepath.Join(dir, "etc/systemd/system-generators", gen)); err == nil {
+			t.Errorf("%s is masked; users' /etc/fstab and init.d scripts need it", gen)
+		}
+	}
+	contains("etc/systemd/system/ssh.socket.d/den.conf", "NoDelay=yes\n")
+	contains("etc/systemd/system/ssh.service.d/den.conf", "ExecStartPre=\n")
+	contains("etc/systemd/journald.conf.d/den.conf", "Storage=volatile\n")
+	contains("etc/systemd/system/systemd-logind.service.d/den.conf", "ProtectSystem=no\n")
+	contains("etc/systemd/user/dbus.socket.d/den.conf", "ExecStartPost=\n")
+	for _, unit := range buildExtrinsicMounts {
+		contains("etc/systemd/system/"+unit+".d/den.conf", "DefaultDependencies=no\n")
+	}
+	mode("var/lib/systemd/linger/"+opts.User, 0o644, 0)
+	if target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system/halt.target")); target != "/usr/lib/systemd/system/poweroff.target" {
+		t.Errorf("halt.target is not an alias of poweroff.target: %q, %v", target, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "etc/update-motd.d")); err == nil {
+		t.Errorf("/etc/update-motd.d is left: pam_motd would run it on every login")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "etc/systemd/system/multi-user.target.wants/ssh.service")); err == nil {
+		t.Errorf("ssh.service is enabled: ssh.socket starts it")
 	}
 	usr, err := os.Stat(filepath.Join(dir, "usr"))
 	if err != nil {
@@ -344,8 +411,8 @@ func checkRootfs(t *testing.T, dir string, opts BuildOptions) {
 			t.Errorf("/%s is not stamped with the time of /usr (%v): %v", name, usr.ModTime(), err)
 		}
 	}
-	for _, unit := range []string{"ssh.service", "den-net-fallback.service"} {
-		target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system/multi-user.target.wants", unit))
+	for _, unit := range []string{"sockets.target.wants/ssh.socket", "multi-user.target.wants/den-net-fallback.service"} {
+		target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system", unit))
 		if err == nil {
 			_, err = os.Stat(filepath.Join(dir, target))
 		}
@@ -401,10 +468,26 @@ func TestBuildRootfs(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "usr/sbin/sshd")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("no sshd: %v", err)
 	}
-	for _, bin := range []string{"usr/sbin/dhclient", "usr/bin/sudo", "usr/sbin/ifup", "usr/sbin/ip"} {
+	for _, bin := range []string{
+		"usr/sbin/dhclient", "usr/bin/sudo", "usr/sbin/ip",
+		"usr/bin/dbus-daemon", "usr/lib/x86_64-linux-gnu/security/pam_systemd.so", "usr/bin/busctl",
+		"usr/bin/rsync", "usr/bin/curl", "usr/bin/wget", "usr/bin/gpg", "usr/bin/lsb_release",
+		"usr/bin/less", "usr/bin/ps", "usr/bin/killall", "usr/bin/xz", "usr/bin/unzip",
+		"usr/bin/nano", "usr/bin/vim.tiny", "usr/sbin/cron", "usr/bin/nc.openbsd",
+		"etc/ssl/certs/ca-certificates.crt",
+	} {
+		if opts.Arch != "amd64" && strings.Contains(bin, "x86_64") {
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			t.Errorf("missing /%s: %v", bin, err)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "usr/sbin/ifup")); err == nil {
+		t.Errorf("ifupdown is installed: its networking.service would run at every boot")
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "etc/pam.d/common-session")); err != nil || !strings.Contains(string(data), "pam_systemd.so") {
+		t.Errorf("pam_systemd is not in /etc/pam.d/common-session (%v): logins get no XDG_RUNTIME_DIR", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "var/lib/systemd/random-seed")); err == nil {
 		t.Errorf("random-seed left behind")

@@ -7,6 +7,13 @@
 #                 start-up, create, keys, start, ssh handshake)
 #   floor         the same box by hand: overlay clone + lxc-start until the
 #                 OpenSSH client runs `true` (the shell floor)
+#   boot CPU      CPU-seconds the container's cgroup used (cpuacct.usage, or
+#                 cpu.stat's usage_usec on cgroup v2) from start until den
+#                 up returned, and until the guest went idle (no 2 ms of CPU
+#                 in 0.25 s, at most 5 s)
+#
+# The box is DEN_TEST_BOX, else the one scripts/test.sh cached for the
+# current recipe ($DEN_CI_CACHE, default /var/cache/den-ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -14,8 +21,8 @@ rounds=${ROUNDS:-5}
 
 go build -tags urfave_cli_no_docs -o bin/den ./cmd/den
 den=$PWD/bin/den
-boxfile=${DEN_TEST_BOX:-$(ls -t /var/cache/den-ci/debian-bookworm-*.box 2>/dev/null | head -1)}
-[ -s "$boxfile" ] || { echo "bench: no box file; run scripts/test.sh first or set DEN_TEST_BOX" >&2; exit 1; }
+boxfile=${DEN_TEST_BOX:-${DEN_CI_CACHE:-/var/cache/den-ci}/debian-bookworm-$("$den" box build --recipe-hash debian/bookworm).box}
+[ -s "$boxfile" ] || { echo "bench: no box file $boxfile for this recipe; run scripts/test.sh first or set DEN_TEST_BOX" >&2; exit 1; }
 
 work=$(mktemp -d /var/tmp/den-bench-XXXXXX)
 chmod 711 "$work" # unprivileged machines' roots pass through the LXC path
@@ -38,6 +45,37 @@ add() { t[$1]+="$2 "; }
 median() { tr ' ' '\n' <<<"${t[$1]}" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) printf "%.3f", a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2}'; }
 diff() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 timeit() { local key=$1; shift; local a b; a=$(now); "$@" >/dev/null; b=$(now); add "$key" "$(diff "$a" "$b")"; }
+spread() { tr ' ' '\n' <<<"${t[$1]}" | grep . | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (NR>1) printf "%.3f–%.3f", lo, hi}'; }
+row() { printf '%-44s %10s   %s\n' "$1" "$(median "$2")" "$(spread "$2")"; }
+
+# cpu_ns CONTAINER: nanoseconds of CPU the container's processes used so far.
+cpu_ns() {
+	local v1=/sys/fs/cgroup/cpuacct/lxc.payload.$1/cpuacct.usage
+	local v2=/sys/fs/cgroup/lxc.payload.$1/cpu.stat
+	if [ -r "$v1" ]; then
+		cat "$v1"
+	elif [ -r "$v2" ]; then
+		awk '$1 == "usage_usec" { print $2 * 1000 }' "$v2"
+	else
+		echo 0
+	fi
+}
+# bootcpu KEY CONTAINER: records the container's CPU-seconds now under KEY
+# and, once it went idle, under KEY-idle.
+bootcpu() {
+	local a b n=0
+	a=$(cpu_ns "$2")
+	add "$1" "$(awk -v a="$a" 'BEGIN { printf "%.4f", a / 1e9 }')"
+	while [ $n -lt 20 ]; do
+		sleep 0.25
+		b=$(cpu_ns "$2")
+		[ $((b - a)) -lt 2000000 ] && break
+		a=$b
+		n=$((n + 1))
+	done
+	add "$1-idle" "$(awk -v a="$b" 'BEGIN { printf "%.4f", a / 1e9 }')"
+}
+container_of() { "$den" status --json "$@" | sed -n 's/.*"container": "\(.*\)".*/\1/p'; }
 
 # Project folders belong to a user, as a developer's do (an unprivileged
 # machine maps the owner to its login user; root-owned ones are read-only).
@@ -48,15 +86,19 @@ owned "$proj" 'box = "debian/bookworm"\nmemory = "512M"\n'
 for i in $(seq "$rounds"); do
 	cd "$proj"
 	timeit up "$den" up
+	container=$(container_of)
+	bootcpu bootcpu "$container"
 	"$den" ssh-config --host den-bench >"$work/ssh_config"
 	for j in 1 2 3; do timeit ssh "$den" ssh -c true; done
 	for j in 1 2 3; do timeit openssh ssh -F "$work/ssh_config" den-bench true; done
 	for j in 1 2 3; do timeit status "$den" status; done
-	container=$("$den" status --json | sed -n 's/.*"container": "\(.*\)".*/\1/p')
 	for j in 1 2 3; do timeit lxcinfo lxc-info -P "$lxcpath" -n "$container" -s; done
 	for j in 1 2 3; do timeit version "$den" version; done
+	for j in 1 2 3; do timeit exec "$den" exec -- true; done
+	for j in 1 2 3; do timeit attach lxc-attach -P "$lxcpath" -n "$container" -- true; done
 	timeit halt "$den" halt
 	timeit restart "$den" up
+	"$den" halt >/dev/null
 	timeit destroy "$den" destroy -f
 	cd - >/dev/null
 done
@@ -133,29 +175,37 @@ CFG
 	until ssh -q -i "$key" -o BatchMode=yes -o ConnectTimeout=1 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "den@$ip" true 2>/dev/null; do sleep 0.02; done
 	b=$(now)
 	add floor "$(diff "$a" "$b")"
+	bootcpu floorcpu "$name"
 	a=$(now); lxc-stop -P "$lxcpath" -n "$name" -k; b=$(now)
 	add floorstop "$(diff "$a" "$b")"
 	rm -rf --one-file-system "$dir"
 done
 
 printf '\nden figures, medians of %s rounds (seconds), box %s\n\n' "$rounds" "$(basename "$boxfile")"
-printf '%-44s %10s\n' "step" "median"
-printf '%-44s %10s\n' "den up (new machine → ssh ready)" "$(median up)"
-printf '%-44s %10s\n' "raw LXC floor (clone + lxc-start → OpenSSH)" "$(median floor)"
-printf '%-44s %10s\n' "den up (stopped machine → ssh ready)" "$(median restart)"
-printf '%-44s %10s\n' "den ssh -c true" "$(median ssh)"
-printf '%-44s %10s\n' "OpenSSH ssh -F (den ssh-config) true" "$(median openssh)"
-printf '%-44s %10s\n' "den status" "$(median status)"
-printf '%-44s %10s\n' "raw lxc-info -s" "$(median lxcinfo)"
-printf '%-44s %10s\n' "den version (process start-up)" "$(median version)"
-printf '%-44s %10s\n' "den halt (clean shutdown)" "$(median halt)"
-printf '%-44s %10s\n' "raw lxc-stop -k" "$(median floorstop)"
-printf '%-44s %10s\n' "den destroy -f (stopped machine)" "$(median destroy)"
-printf '%-44s %10s\n' "den provision (one no-op shell provisioner)" "$(median provision)"
-printf '%-44s %10s\n' "den ssh -c true (same machine)" "$(median sshtrue)"
-printf '%-44s %10s\n' "den up, one machine of three" "$(median up1)"
-printf '%-44s %10s\n' "den up, three machines in parallel" "$(median up3)"
+printf '%-44s %10s   %s\n' "step" "median" "min–max"
+row "den up (new machine → ssh ready)" up
+row "raw LXC floor (clone + lxc-start → OpenSSH)" floor
+row "boot CPU-s, den up (to ssh ready)" bootcpu
+row "boot CPU-s, den up (until idle)" bootcpu-idle
+row "boot CPU-s, raw floor (until idle)" floorcpu-idle
+row "den up (stopped machine → ssh ready)" restart
+row "den ssh -c true" ssh
+row "OpenSSH ssh -F (den ssh-config) true" openssh
+row "den status" status
+row "raw lxc-info -s" lxcinfo
+row "den version (process start-up)" version
+row "den exec -- true (no sshd)" exec
+row "raw lxc-attach -- true" attach
+row "den halt (clean shutdown)" halt
+row "raw lxc-stop -k" floorstop
+row "den destroy -f (stopped machine)" destroy
+row "den provision (one no-op shell provisioner)" provision
+row "den ssh -c true (same machine)" sshtrue
+row "den up, one machine of three" up1
+row "den up, three machines in parallel" up3
 awk -v a="$(median up3)" -v b="$(median up1)" 'BEGIN { if (b > 0) printf "%-44s %10.2f\n", "ratio three / one", a / b }'
+awk -v a="$(median up)" -v b="$(median floor)" 'BEGIN { if (b > 0) printf "%-44s %10.2f\n", "ratio den up / raw floor", a / b }'
+awk -v a="$(median halt)" -v b="$(median floorstop)" 'BEGIN { if (b > 0) printf "%-44s %10.2f\n", "ratio den halt / lxc-stop -k", a / b }'
 printf '%-44s %10s\n' "den up, new machine, privileged" "$(median newpriv)"
 printf '%-44s %10s\n' "den up, new machine, unprivileged" "$(median newunpriv)"
 printf '%-44s %10s\n' "den up, stopped machine, privileged" "$(median restartpriv)"
