@@ -283,7 +283,9 @@ func setItem(c *golxc.Container, key, value string) error {
 
 // config returns den's keys for spec, in order.
 func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
-	kv := [][2]string{{"lxc.include", "/usr/share/lxc/config/common.conf"}}
+	kv := [][2]string{
+		{"lxc.include", "/usr/share/lxc/config/common.conf"},
+	}
 	if spec.IDBase == 0 {
 		kv = append(kv, [2]string{"lxc.rootfs.path", "overlay:" + spec.Rootfs + ":" + p.upper(spec.Name)})
 	} else {
@@ -392,6 +394,10 @@ func (p *Provider) writeConfig(spec *provider.Spec, path string) error {
 	// container) is whole or absent.
 	tmp := path + ".new"
 	if err := c.SaveConfigFile(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save LXC config %s: %w", path, err)
+	}
+	if err := appendLines(tmp, clearHooks); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("save LXC config %s: %w", path, err)
 	}
@@ -788,4 +794,24 @@ func fewerCPUs(set string) bool {
 	online, err1 := host.ParseCPUList(strings.TrimSpace(string(b)))
 	mine, err2 := host.ParseCPUList(set)
 	return err1 == nil && err2 == nil && len(mine) < len(online)
+}
+
+// clearHooks follows den's keys in every config: Debian's lxcfs adds to
+// every container, through common.conf.d, a post-stop hook that only
+// sleeps 0.5 s (its reboot hook): half a second on every halt and destroy.
+// An empty value clears the hooks common.conf set; liblxc keeps no empty
+// key in a config it saves, so den writes it after saving.
+const clearHooks = "lxc.hook.post-stop =\n"
+
+// appendLines adds lines to the end of the file at path.
+func appendLines(path, lines string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(lines); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
