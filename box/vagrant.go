@@ -60,17 +60,25 @@ func VagrantLXCConfig(source []string) []byte {
 const hostKeyUnit = `# den package --format vagrant-lxc: a box holds no ssh host keys (every
 # machine made from it would share them). Make this machine's own on its
 # first boot; a machine den makes has its key already and skips this.
+# It runs early in boot (before sysinit.target, so before ssh.socket and
+# ssh.service wherever sshd starts from): ordered after basic.target, as
+# units are by default, it would form a cycle with ssh.socket, and systemd
+# breaks a cycle by dropping one of its jobs, sometimes this one.
 [Unit]
 Description=Generate this machine's ssh host keys
+DefaultDependencies=no
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-Before=ssh.service ssh.socket
+After=local-fs.target
+Before=sysinit.target ssh.service ssh.socket shutdown.target
+Conflicts=shutdown.target
 
 [Service]
 Type=oneshot
+RemainAfterExit=yes
 ExecStart=/usr/bin/ssh-keygen -A
 
 [Install]
-WantedBy=multi-user.target
+WantedBy=sysinit.target
 `
 
 // vagrantHosts is a machine-neutral /etc/hosts: den writes every machine's
@@ -132,7 +140,7 @@ func vagrantHostKeys(root *os.Root) (string, error) {
 		if err := writeOwned(root, unit, []byte(hostKeyUnit), 0o644, 0, 0); err != nil {
 			return "", err
 		}
-		wants := "etc/systemd/system/multi-user.target.wants"
+		wants := "etc/systemd/system/sysinit.target.wants"
 		if err := root.MkdirAll(wants, 0o755); err != nil {
 			return "", err
 		}
