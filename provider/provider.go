@@ -174,6 +174,13 @@ type HostNoter interface {
 	HostNotes(ctx context.Context) []string
 }
 
+// StorageReporter is the optional ability to say how the machines'
+// filesystems are kept on this host: which store new machines get and
+// why, and what each other store needs, one line each (den host check).
+type StorageReporter interface {
+	StorageInfo() []string
+}
+
 // Addresser is the optional ability to give a machine a fixed address on
 // the engine's network before it boots (LXC: den sets eth0's address, no
 // DHCP wait). A provider without it gets addresses from its engine.

@@ -137,7 +137,7 @@ func (btrfsStore) rootfs(dir, box, mnt string, unprivileged bool) (string, strin
 
 // layers: the machine's subvolume alone (it holds the whole filesystem).
 func (btrfsStore) layers(dir, box string) []layerMount {
-	return []layerMount{{rootOf(dir), "rootfs", false}}
+	return []layerMount{{src: rootOf(dir), at: "rootfs", rootfs: true}}
 }
 
 // unprivilege has nothing to convert: the subvolume keeps the box's ids,

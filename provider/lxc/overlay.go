@@ -59,7 +59,7 @@ func (overlayStore) rootfs(dir, box, mnt string, unprivileged bool) (string, str
 // layers: the box read-only, and the whole machine folder (the overlay's
 // work folder is beside delta0).
 func (overlayStore) layers(dir, box string) []layerMount {
-	return []layerMount{{box, "box", true}, {dir, "machine", false}}
+	return []layerMount{{src: box, at: "box", ro: true}, {src: dir, at: "machine"}}
 }
 
 // unprivilege rewrites the overlay metadata of the layer and of every

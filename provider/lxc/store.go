@@ -8,6 +8,7 @@ import (
 
 	"github.com/den-dev/den/internal/btrfs"
 	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/provider"
 )
 
 // A store keeps machines' root filesystems: how a machine's is made from
@@ -56,6 +57,10 @@ type store interface {
 type layerMount struct {
 	src, at string
 	ro      bool
+	// rootfs is set for the machine's root filesystem as LXC binds it:
+	// set-id programs work there (an overlay LXC mounts has flags of its
+	// own).
+	rootfs bool
 }
 
 // Store names.
@@ -111,6 +116,8 @@ func (p *Provider) SetStorage(name string) error {
 	}
 	return nil
 }
+
+var _ provider.StorageReporter = (*Provider)(nil)
 
 // StorageInfo says which store new machines get and why, and what the
 // other stores need on this host, each a line for 'den host check'.

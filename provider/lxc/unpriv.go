@@ -324,7 +324,11 @@ func (p *Provider) mountLayers(spec *provider.Spec, st store) (err error) {
 		if err := os.Mkdir(target, 0o700); err != nil {
 			return err
 		}
-		if err := idmap.Mount(l.src, target, ns, l.ro); err != nil {
+		mount := func() error { return idmap.Mount(l.src, target, ns, l.ro) }
+		if l.rootfs {
+			mount = func() error { return idmap.MountRootfs(l.src, target, ns) }
+		}
+		if err := mount(); err != nil {
 			return err
 		}
 	}
