@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -257,6 +258,21 @@ machine "db" {}
 	if _, err := net.LookupHost("deb.debian.org"); err == nil {
 		if r := den(t, a, "", "ssh", "web", "-c", "cat /etc/resolv.conf; getent hosts deb.debian.org"); r.code != 0 || !strings.Contains(r.out, "nameserver "+web.Gateway) {
 			t.Errorf("web resolves nothing through %s: %s%s", web.Gateway, r.out, r.err)
+		}
+	}
+
+	// up of a running project brings back a resolver that died (as it
+	// does a port forwarder).
+	if pidb, err := os.ReadFile(filepath.Join("/run/den/net", other.Bridge+".dnsmasq.pid")); err != nil {
+		t.Error(err)
+	} else if pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb))); pid > 1 && dnsmasqOf(other.Bridge) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		for i := 0; i < 100 && dnsmasqOf(other.Bridge); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		mustDen(t, b, "up")
+		if !dnsmasqOf(other.Bridge) {
+			t.Error("up of a running machine did not start its network's dnsmasq again")
 		}
 	}
 

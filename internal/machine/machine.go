@@ -236,6 +236,9 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		if err := e.startForwards(m, rec, true); err != nil {
 			return err
 		}
+		if err := e.keepNetwork(ctx, m, rec, prov); err != nil {
+			return err
+		}
 		if err := e.applyLive(ctx, m, rec, prov); err != nil {
 			return err
 		}

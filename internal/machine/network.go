@@ -83,6 +83,37 @@ func (e *Env) projectNetwork(ctx context.Context, m *Machine, rec *Record, prov 
 	return pn, nil
 }
 
+// keepNetwork makes sure the project network a running machine is on is
+// whole (its dnsmasq runs, its table is there), as an up of a running
+// machine restarts its port forwarder: the provider restarts what died.
+// The machine stays on its network and subnet, whatever den.hcl says now
+// (a reload moves it).
+func (e *Env) keepNetwork(ctx context.Context, m *Machine, rec *Record, prov provider.Provider) error {
+	nw, ok := prov.(provider.Networker)
+	if !ok || rec.Network != config.NetworkProject {
+		return nil
+	}
+	p, err := netip.ParsePrefix(rec.Address)
+	if err != nil {
+		return nil
+	}
+	hostLock, err := lockAddresses(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer hostLock.Unlock()
+	ix, err := OpenIndex(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	taken, _ := ix.takenSubnets(m.Project.Dir)
+	if _, err := nw.EnsureNetwork(ctx, projectNetworkID(m.Project.Dir), p.Masked(), false, taken); err != nil {
+		return errdefs.Machinef(errdefs.KindOf(err), m.Name(), "machine %q: the project's network: %w", m.Name(), err)
+	}
+	return nil
+}
+
 // takenSubnets lists the subnets of every machine den gave an address, in
 // every registered den home, but those of the project in dir, with the
 // index entry each comes from.

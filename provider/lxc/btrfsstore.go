@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -54,14 +55,14 @@ func (s btrfsStore) boxVolume(ctx context.Context, box string) (string, error) {
 	if err := unix.Stat(box, &st); err != nil {
 		return "", fmt.Errorf("box rootfs %q: %w", box, err)
 	}
-	vol := filepath.Join(s.cache, boxKey(box, &st))
-	if btrfs.IsSubvolume(vol) {
-		return vol, nil
-	}
 	if err := os.MkdirAll(s.cache, 0o700); err != nil {
 		return "", err
 	}
 	s.sweep()
+	vol := filepath.Join(s.cache, boxKey(box, &st))
+	if btrfs.IsSubvolume(vol) {
+		return vol, nil
+	}
 	tmp := fsutil.TempName(s.cache, tmpPrefix)
 	if err := btrfs.Create(tmp); err != nil {
 		return "", err
@@ -75,23 +76,20 @@ func (s btrfsStore) boxVolume(ctx context.Context, box string) (string, error) {
 	if _, err := fsutil.CopyInto(ctx, box, tmp); err != nil {
 		return "", fmt.Errorf("make the box's subvolume: %w", err)
 	}
-	if err := os.WriteFile(tmp+".source", []byte(box+"\n"), 0o600); err != nil {
-		return "", err
-	}
 	if err := btrfs.SetReadOnly(tmp, true); err != nil {
 		return "", err
 	}
+	// Its record goes first, so a subvolume in place always has one.
+	if err := fsutil.WriteFileAtomic(vol+".source", []byte(box+"\n"), 0o600); err != nil {
+		return "", err
+	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, vol, unix.RENAME_NOREPLACE); err != nil {
-		os.Remove(tmp + ".source")
 		if errors.Is(err, unix.EEXIST) && btrfs.IsSubvolume(vol) {
 			return vol, nil
 		}
 		return "", err
 	}
 	keep = true
-	if err := os.Rename(tmp+".source", vol+".source"); err != nil {
-		return "", err
-	}
 	return vol, nil
 }
 
@@ -100,25 +98,25 @@ func boxKey(box string, st *unix.Stat_t) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// sweep removes work folders of dead makers and the subvolumes of boxes
-// that are gone (their source path is gone, or holds another box).
+// sweep removes the work folders of dead makers, and the subvolumes of
+// boxes that are gone (their recorded source path is gone, or holds
+// another box now) with their records.
 func (s btrfsStore) sweep() {
 	fsutil.SweepDeadWith(s.cache, tmpPrefix, removeTree)
-	entries, _ := os.ReadDir(s.cache)
-	for _, e := range entries {
-		name := e.Name()
-		if filepath.Ext(name) == ".source" || name[0] == '.' {
+	records, _ := filepath.Glob(filepath.Join(s.cache, "*.source"))
+	for _, rec := range records {
+		vol := strings.TrimSuffix(rec, ".source")
+		b, err := fsutil.ReadRegular(rec, 4096)
+		if err != nil {
 			continue
 		}
-		vol := filepath.Join(s.cache, name)
-		src, err := os.ReadFile(vol + ".source")
-		box := string(src[:max(0, len(src)-1)])
+		box := strings.TrimSuffix(string(b), "\n")
 		var st unix.Stat_t
-		if err == nil && unix.Stat(box, &st) == nil && boxKey(box, &st) == name {
+		if unix.Stat(box, &st) == nil && boxKey(box, &st) == filepath.Base(vol) {
 			continue
 		}
 		if removeTree(vol) == nil {
-			os.Remove(vol + ".source")
+			os.Remove(rec)
 		}
 	}
 }
