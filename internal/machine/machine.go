@@ -582,7 +582,11 @@ func (e *Env) assignAddress(ctx context.Context, m *Machine, rec *Record, prov p
 	if err := ix.Put(rec.indexEntry()); err != nil {
 		return err
 	}
-	return e.sweepNetworks(ctx, prov, ix)
+	// Tidying: a network that could not be removed now is, later.
+	if err := e.sweepNetworks(ctx, prov, ix); err != nil {
+		e.UI.Warn(m.Name(), "%v", err)
+	}
+	return nil
 }
 
 // assignIDs gives rec an id range of its own from a provider that runs

@@ -370,13 +370,15 @@ func (p *Provider) RemoveNetwork(ctx context.Context, id string) error {
 	if err := stopDNS(br); err != nil {
 		return err
 	}
+	// Another den may remove the same network at once: what is gone is
+	// gone.
 	if err := run(ctx, "", "nft", "list", "table", "inet", br); err == nil {
-		if err := run(ctx, "", "nft", "delete", "table", "inet", br); err != nil {
+		if err := run(ctx, "", "nft", "delete", "table", "inet", br); err != nil && run(ctx, "", "nft", "list", "table", "inet", br) == nil {
 			return err
 		}
 	}
 	if linkExists(br) {
-		if err := run(ctx, "", "ip", "link", "del", br, "type", "bridge"); err != nil {
+		if err := run(ctx, "", "ip", "link", "del", br, "type", "bridge"); err != nil && linkExists(br) {
 			return err
 		}
 	}
