@@ -300,6 +300,9 @@ type Snapshot struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	Size    int64     `json:"size"`
+	// Shared is set for a copy-on-write snapshot (btrfs), whose blocks are
+	// the machine's until either changes (Size is 0).
+	Shared bool `json:"shared,omitempty"`
 }
 
 // PackagePost makes a box file from a machine.

@@ -174,6 +174,13 @@ type HostNoter interface {
 	HostNotes(ctx context.Context) []string
 }
 
+// StorageReporter is the optional ability to say how the machines'
+// filesystems are kept on this host: which store new machines get and
+// why, and what each other store needs, one line each (den host check).
+type StorageReporter interface {
+	StorageInfo() []string
+}
+
 // Addresser is the optional ability to give a machine a fixed address on
 // the engine's network before it boots (LXC: den sets eth0's address, no
 // DHCP wait). A provider without it gets addresses from its engine.
@@ -183,6 +190,45 @@ type Addresser interface {
 	// home of the host), nor one the engine sees in use; prefer is kept
 	// when it is still free. The caller serialises allocations host-wide.
 	AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (Network, error)
+}
+
+// ProjectNetwork is a network of one project's own (den.hcl's network =
+// "project"): the project's machines and the host on one subnet.
+type ProjectNetwork struct {
+	// ID names the network on the host: den gives each project one (16
+	// hex digits of its folder's hash).
+	ID string
+	// Subnet is the network's IPv4 subnet; the host has its first address,
+	// the machines' gateway and DNS server.
+	Subnet netip.Prefix
+	// Bridge is what the project's machines attach to (Network.Bridge,
+	// and AllocateAddress's network).
+	Bridge string
+}
+
+// Networker is the optional ability to give a project a network of its
+// own: a bridge only the project's machines join, with NAT to the outside
+// through the host and a DNS resolver at the host's address on it,
+// reachable from the host and from no other network's machines (other
+// projects', the engine's default bridge). The caller serialises calls
+// host-wide, as it does address allocations.
+type Networker interface {
+	// EnsureNetwork makes network id, or finds it made, and returns it. A
+	// new network gets want when want is valid and free, else (unless
+	// fixed) a free subnet; free means overlapping none of taken (the
+	// subnets of den's machines in every den home, but the project's own)
+	// nor a network the host has. With fixed, a want that is not free is
+	// an errdefs.Exists error. A network that exists keeps its subnet,
+	// unless fixed asks for another while no machine is attached to it.
+	// A failed EnsureNetwork of a new network leaves nothing of it.
+	EnsureNetwork(ctx context.Context, id string, want netip.Prefix, fixed bool, taken []netip.Prefix) (ProjectNetwork, error)
+	// RemoveNetwork removes network id and everything the engine made for
+	// it. An absent network is not an error; one with machines attached
+	// is (errdefs.Exists), and stays.
+	RemoveNetwork(ctx context.Context, id string) error
+	// Networks lists the project networks the engine has, also those a
+	// den killed half way through EnsureNetwork left.
+	Networks(ctx context.Context) ([]ProjectNetwork, error)
 }
 
 // Isolator is the optional ability to run machines unprivileged, each in

@@ -15,6 +15,10 @@ type Snapshot struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	Size    int64     `json:"size"` // bytes on disk
+	// Shared is set for a copy-on-write snapshot (a btrfs one), which
+	// shares its blocks with the machine: it copied nothing, and what it
+	// holds alone is not known (Size is 0).
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Snapshotter is the optional ability to save a machine's filesystem and

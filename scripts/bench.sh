@@ -11,6 +11,13 @@
 #                 cpu.stat's usage_usec on cgroup v2) from start until den
 #                 up returned, and until the guest went idle (no 2 ms of CPU
 #                 in 0.25 s, at most 5 s)
+#   stores        the overlay store (DEN_HOME on this host's disk) against
+#                 the btrfs store (a DEN_HOME on a loop-mounted btrfs image,
+#                 made here with mkfs.btrfs) and the overlay store on that
+#                 btrfs (reflink copies): up of a new machine, snapshot save
+#                 and restore of a machine that wrote 500 MB
+#
+# ONLY=stores runs just that part, ONLY=main the rest.
 #
 # The box is DEN_TEST_BOX, else the one scripts/test.sh cached for the
 # current recipe ($DEN_CI_CACHE, default /var/cache/den-ci).
@@ -28,11 +35,18 @@ work=$(mktemp -d /var/tmp/den-bench-XXXXXX)
 chmod 711 "$work" # unprivileged machines' roots pass through the LXC path
 export DEN_HOME=$work/home
 lxcpath=$DEN_HOME/machines
+btrfs_mnt=$work/btrfs
+btrfs_loop=
 cleanup() {
 	# den destroys its machines (and unmounts what it mounted for them in
 	# /run/den/mnt); the raw floor's containers are LXC's own.
 	for p in "$work"/bench-*; do (cd "$p" && "$den" destroy -f >/dev/null 2>&1) || true; done
+	for p in "$work"/bbench-*; do (cd "$p" && DEN_HOME=$btrfs_mnt/home "$den" destroy -f >/dev/null 2>&1) || true; done
 	for c in $(lxc-ls -P "$lxcpath" 2>/dev/null); do lxc-stop -P "$lxcpath" -n "$c" -k >/dev/null 2>&1 || true; done
+	if [ -n "$btrfs_loop" ]; then
+		umount "$btrfs_mnt" || umount -l "$btrfs_mnt" || true
+		losetup -d "$btrfs_loop" || true
+	fi
 	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -80,6 +94,9 @@ container_of() { "$den" status --json "$@" | sed -n 's/.*"container": "\(.*\)".*
 # Project folders belong to a user, as a developer's do (an unprivileged
 # machine maps the owner to its login user; root-owned ones are read-only).
 owned() { mkdir -p "$1"; printf "$2" >"$1/den.hcl"; chown -R 1234:1234 "$1"; }
+section() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
+
+if section main; then
 proj=$work/bench-project
 owned "$proj" 'box = "debian/bookworm"\nmemory = "512M"\n'
 
@@ -181,6 +198,65 @@ CFG
 	rm -rf --one-file-system "$dir"
 done
 
+fi # main
+
+# The stores: a machine that wrote 500 MB, snapshot save and restore
+# (--no-start: the swap alone), and up of a new machine, on the overlay
+# store (this host's disk), the btrfs store and the overlay store on btrfs,
+# alternating in each round.
+if section stores; then
+	mkdir -p "$btrfs_mnt"
+	truncate -s 8G "$work/btrfs.img"
+	mkfs.btrfs -q "$work/btrfs.img" >/dev/null
+	btrfs_loop=$(losetup -f --show "$work/btrfs.img")
+	mount "$btrfs_loop" "$btrfs_mnt"
+	chmod 711 "$btrfs_mnt"
+	mkdir -m 711 "$btrfs_mnt/home"
+	DEN_HOME=$btrfs_mnt/home "$den" box add debian/bookworm "$boxfile" >/dev/null
+	printf '\nstores on this host: %s is on %s; btrfs on a loop-mounted image in it\n' "$work" "$(stat -f -c %T "$work")"
+	for kind in overlay btrfs obtrfs; do
+		case $kind in
+		overlay) owned "$work/bench-store-$kind" 'box = "debian/bookworm"\n' ;;
+		*) owned "$work/bbench-store-$kind" 'box = "debian/bookworm"\n' ;;
+		esac
+	done
+	store_env() {
+		case $1 in
+		overlay) echo "DEN_HOME=$DEN_HOME" ;;
+		btrfs) echo "DEN_HOME=$btrfs_mnt/home" ;;
+		obtrfs) echo "DEN_HOME=$btrfs_mnt/home DEN_STORAGE=overlay" ;;
+		esac
+	}
+	store_dir() { if [ "$1" = overlay ]; then echo "$work/bench-store-$1"; else echo "$work/bbench-store-$1"; fi; }
+	# The first machine of a box on btrfs makes the box's subvolume (a
+	# reflink copy of its rootfs), once.
+	cd "$(store_dir btrfs)"
+	a=$(now); env $(store_env btrfs) "$den" up >/dev/null; b=$(now)
+	t[firstbtrfs]=$(diff "$a" "$b")
+	env $(store_env btrfs) "$den" destroy -f >/dev/null
+	cd - >/dev/null
+	for i in $(seq "$rounds"); do
+		for kind in overlay btrfs obtrfs; do
+			cd "$(store_dir $kind)"
+			timeit "up$kind" env $(store_env $kind) "$den" up
+			env $(store_env $kind) "$den" ssh -c 'head -c 500M /dev/urandom > ~/big && sync'
+			timeit "save$kind" env $(store_env $kind) "$den" snapshot save s1
+			env $(store_env $kind) "$den" halt >/dev/null
+			timeit "restore$kind" env $(store_env $kind) "$den" snapshot restore s1 --no-start
+			env $(store_env $kind) "$den" destroy -f >/dev/null
+			cd - >/dev/null
+		done
+	done
+	printf '\nstores, medians of %s rounds (seconds)\n\n' "$rounds"
+	printf '%-48s %9s %9s %9s\n' "step" "overlay" "btrfs" "ovl/btrfs"
+	printf '%-48s %9s %9s %9s\n' "den up (new machine -> ssh ready)" "$(median upoverlay)" "$(median upbtrfs)" "$(median upobtrfs)"
+	printf '%-48s %9s %9s %9s\n' "den snapshot save (machine wrote 500 MB)" "$(median saveoverlay)" "$(median savebtrfs)" "$(median saveobtrfs)"
+	printf '%-48s %9s %9s %9s\n' "den snapshot restore --no-start (500 MB)" "$(median restoreoverlay)" "$(median restorebtrfs)" "$(median restoreobtrfs)"
+	printf '%-48s %9.3f\n' "first up of a box on btrfs (makes its subvolume)" "${t[firstbtrfs]}"
+	printf '(ovl/btrfs: the overlay store on the same btrfs, DEN_STORAGE=overlay: copies are reflinks)\n'
+fi # stores
+
+if section main; then
 printf '\nden figures, medians of %s rounds (seconds), box %s\n\n' "$rounds" "$(basename "$boxfile")"
 printf '%-44s %10s   %s\n' "step" "median" "min–max"
 row "den up (new machine → ssh ready)" up
@@ -212,10 +288,13 @@ printf '%-44s %10s\n' "den up, stopped machine, privileged" "$(median restartpri
 printf '%-44s %10s\n' "den up, stopped machine, unprivileged" "$(median restartunpriv)"
 printf '%-44s %10s\n' "den halt, privileged" "$(median haltpriv)"
 printf '%-44s %10s\n' "den halt, unprivileged" "$(median haltunpriv)"
+fi # main
 
 # den serve: the round trip of GET machine state on the socket (goal
 # <= 2 ms), and den up of a new machine by a user through the server
 # against root's den up (goal: within 5%). A real server process, real
 # machines (cmd/den's TestE2EServeBench; it makes and removes a user).
+if section main; then
 printf '\nden serve, medians of %s rounds\n\n' "$rounds"
 DEN_TEST_BOX=$boxfile DEN_BENCH=1 DEN_BENCH_ROUNDS=$rounds go test -count=1 -timeout 30m -run '^TestE2EServeBench$' -v ./cmd/den | sed -n 's/.*BENCH //p'
+fi

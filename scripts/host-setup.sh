@@ -10,7 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ruby: den init --from runs Vagrantfiles with it (and its tests need it).
-pkgs=(lxc lxc-dev liblxc-common lxcfs debootstrap pkg-config gcc zstd xz-utils iproute2 openssh-client openssh-server ruby)
+# nftables, dnsmasq-base: a project's own network (network = "project").
+# btrfs-progs: the tests make a btrfs filesystem (mkfs.btrfs) for the
+# btrfs store; den itself needs none of it (it uses the kernel's ioctls).
+pkgs=(lxc lxc-dev liblxc-common lxcfs debootstrap pkg-config gcc zstd xz-utils iproute2 openssh-client openssh-server ruby nftables dnsmasq-base btrfs-progs)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -198,6 +198,13 @@ func newEnv() (*machine.Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The store of new machines: btrfs when DEN_HOME is on btrfs, unless
+	// DEN_STORAGE says otherwise.
+	if s := os.Getenv("DEN_STORAGE"); s != "" {
+		if err := p.SetStorage(s); err != nil {
+			return nil, err
+		}
+	}
 	return machine.NewEnv(machine.Options{Home: home, Providers: []provider.Provider{p}, UI: ui.New()}), nil
 }
 

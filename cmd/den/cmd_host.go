@@ -48,6 +48,13 @@ var hostCommand = &cli.Command{
 				fmt.Printf("host ready for provider %s: root, %s, bridge %s, debootstrap\n", p.Name(), p.Describe(), bridge)
 			}
 			fmt.Printf("DEN_HOME: %s\n", env.Home.Path())
+			for _, p := range env.Providers() {
+				if s, ok := p.(provider.StorageReporter); ok {
+					for _, l := range s.StorageInfo() {
+						fmt.Println(l)
+					}
+				}
+			}
 			return nil
 		},
 	}},

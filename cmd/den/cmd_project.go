@@ -87,7 +87,14 @@ var validateCommand = &cli.Command{
 			if c.CPUs > 0 {
 				cpus = fmt.Sprintf("%d CPUs", c.CPUs)
 			}
-			fmt.Printf("  %s: box %s, memory %s, %s, hostname %s, bridge %s\n", c.Name, c.Box, mem, cpus, c.Hostname, c.Bridge)
+			net := "bridge " + c.Bridge
+			if c.Network == config.NetworkProject {
+				net = "the project's network"
+				if c.PrivateIP.IsValid() {
+					net += ", address " + c.PrivateIP.String()
+				}
+			}
+			fmt.Printf("  %s: box %s, memory %s, %s, hostname %s, %s\n", c.Name, c.Box, mem, cpus, c.Hostname, net)
 			switch {
 			case c.Privileged:
 				fmt.Printf("    privileged (guest root is host root)\n")

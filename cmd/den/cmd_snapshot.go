@@ -188,7 +188,11 @@ func printSnapshots(u ui.Reporter, ms []*machine.Machine, rows []machine.Snapsho
 		if several {
 			fmt.Fprintf(tw, "%s\t", r.Machine)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Created.Local().Format("2006-01-02 15:04:05"), ui.Bytes(r.Size))
+		size := ui.Bytes(r.Size)
+		if r.Shared {
+			size = "shared" // copy-on-write: its blocks are the machine's until either changes
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Created.Local().Format("2006-01-02 15:04:05"), size)
 	}
 	tw.Flush()
 }

@@ -607,7 +607,7 @@ func (r *remote) snapshotList(cliCtx *cli.Context) error {
 	}
 	rows := []machine.SnapshotRow{}
 	for _, s := range snaps {
-		rows = append(rows, machine.SnapshotRow{Machine: s.Machine, Snapshot: provider.Snapshot{Name: s.Name, Created: s.Created, Size: s.Size}})
+		rows = append(rows, machine.SnapshotRow{Machine: s.Machine, Snapshot: provider.Snapshot{Name: s.Name, Created: s.Created, Size: s.Size, Shared: s.Shared}})
 	}
 	if cliCtx.Bool("json") {
 		return printJSON(rows)

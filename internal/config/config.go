@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -80,6 +81,16 @@ type Machine struct {
 	// Where memory, cpus and bridge were set (the top level's or the
 	// machine block's); the zero Range when unset.
 	MemoryRange, CPUsRange, BridgeRange hcl.Range
+	// Network is where eth0 joins: NetworkBridge (the default: the host
+	// bridge Bridge names) or NetworkProject (the project's own network).
+	// NetworkRange is where it was set (zero when unset).
+	Network      string
+	NetworkRange hcl.Range
+	// PrivateIP is the machine's fixed address on the project's network
+	// (network "private" { ip = "..." }); the zero Addr when none.
+	// PrivateRange is where it was set.
+	PrivateIP    netip.Addr
+	PrivateRange hcl.Range
 	// Privileged runs the machine without a user namespace of its own:
 	// guest root is host root. An explicit opt-in, which validate warns
 	// about; PrivilegedRange is where it was set.
@@ -137,7 +148,7 @@ func Find(dir string) (string, error) {
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}, {Name: "privileged"}, {Name: "nesting"},
-		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}},
+		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}, {Name: "network"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
@@ -147,6 +158,7 @@ var settingsSchema = &hcl.BodySchema{
 		{Type: "locals"},
 		{Type: "ssh"},
 		{Type: "trigger", LabelNames: []string{"when", "command"}},
+		{Type: "network", LabelNames: []string{"type"}},
 	},
 }
 
@@ -182,6 +194,10 @@ type layer struct {
 	// the values' ranges, for diagnostics made after decoding
 	memoryRange, cpusRange, bridgeRange hcl.Range
 	triggers                            []trigger
+	network                             *string
+	networkRange                        hcl.Range
+	privateIP                           netip.Addr
+	privateRange                        hcl.Range
 	autostart                           *bool
 	order                               *int
 	delay                               *time.Duration
@@ -342,6 +358,7 @@ func (l *loader) project(body hcl.Body) *Project {
 			l.errorf(start, "Missing box", `%s must name the box to create the machine from, e.g. box = "debian/bookworm"; 'den box list' shows the installed boxes.`, start.Filename)
 		}
 		p.Machines = append(p.Machines, m)
+		l.checkNetworks(p)
 		l.checkTriggerMachines(p, top.triggers, nil)
 		l.checkHostScripts(p, top.triggers)
 		return p
@@ -379,6 +396,7 @@ func (l *loader) project(body hcl.Body) *Project {
 		}
 		p.Machines = append(p.Machines, m)
 	}
+	l.checkNetworks(p)
 	l.checkTriggerMachines(p, top.triggers, own)
 	l.checkHostScripts(p, allTriggers)
 	return p
@@ -386,7 +404,7 @@ func (l *loader) project(body hcl.Body) *Project {
 
 // machine merges a machine block's settings over the top level's.
 func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
-	m := &Machine{Name: name, DefRange: def, Bridge: DefaultBridge, Hostname: sanitizeHostname(name)}
+	m := &Machine{Name: name, DefRange: def, Bridge: DefaultBridge, Network: NetworkBridge, Hostname: sanitizeHostname(name)}
 	if name == "default" {
 		m.Hostname = sanitizeHostname(filepath.Base(l.dir))
 	}
@@ -414,6 +432,12 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		}
 		if ly.privileged != nil {
 			m.Privileged, m.PrivilegedRange = *ly.privileged, ly.privRange
+		}
+		if ly.network != nil {
+			m.Network, m.NetworkRange = *ly.network, ly.networkRange
+		}
+		if ly.privateIP.IsValid() {
+			m.PrivateIP, m.PrivateRange = ly.privateIP, ly.privateRange
 		}
 		if ly.nesting != nil {
 			m.Nesting = *ly.nesting
@@ -552,6 +576,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 
 	l.autostart(ly, attrs)
 	blocks := content.Blocks.ByType()
+	l.network(ly, attrs, blocks["network"])
 	ly.triggers = l.triggers(blocks["trigger"])
 	ly.ssh = l.ssh(blocks["ssh"])
 	ly.folders = l.folders(blocks["synced_folder"])

@@ -126,6 +126,8 @@ func dump(p *Project, base string) []byte {
 		CPUs       int         `json:"cpus"`
 		Hostname   string      `json:"hostname"`
 		Bridge     string      `json:"bridge"`
+		Network    string      `json:"network,omitempty"`
+		PrivateIP  string      `json:"private_ip,omitempty"`
 		Synced     []folder    `json:"synced"`
 		LXCConfig  [][2]string `json:"lxc_config"`
 		Provisions []provision `json:"provisions"`
@@ -147,6 +149,12 @@ func dump(p *Project, base string) []byte {
 			Hostname: m.Hostname, Bridge: m.Bridge, DefRange: loc(m.DefRange),
 			Synced: []folder{}, LXCConfig: [][2]string{}, Provisions: []provision{}, Forwards: []string{},
 			Primary: m.Primary,
+		}
+		if m.Network != NetworkBridge {
+			d.Network = m.Network
+		}
+		if m.PrivateIP.IsValid() {
+			d.PrivateIP = m.PrivateIP.String() + " at " + loc(m.PrivateRange)
 		}
 		if m.SSH.ForwardAgent || len(m.SSH.ForwardEnv) > 0 {
 			d.SSH = &m.SSH

@@ -118,7 +118,7 @@ func CheckHost(p *Project, h HostFacts) error {
 			d.add(m.CPUsRange, "More CPUs than the host has",
 				"cpus is %d, but this host has %d CPUs online. Choose %d or fewer, or leave cpus out to use them all.", m.CPUs, h.CPUs, h.CPUs)
 		}
-		if h.Bridges != nil && !slices.Contains(h.Bridges, m.Bridge) {
+		if h.Bridges != nil && m.Network != NetworkProject && !slices.Contains(h.Bridges, m.Bridge) {
 			r, how := m.BridgeRange, "set bridge to one that exists"
 			if r == (hcl.Range{}) {
 				r, how = where, `den's default bridge; start it ('den host check' says how) or set bridge = "..."`

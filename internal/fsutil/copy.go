@@ -23,6 +23,16 @@ import (
 // partial copy; the caller removes it. It returns the disk space the copy
 // takes, counting hard-linked files once.
 func CopyTree(ctx context.Context, src, dst string) (int64, error) {
+	return copyTree(ctx, src, dst, true)
+}
+
+// CopyInto is CopyTree into the folder dst, which exists and is empty
+// (a btrfs subvolume, say); dst gets src's owner, mode and attributes.
+func CopyInto(ctx context.Context, src, dst string) (int64, error) {
+	return copyTree(ctx, src, dst, false)
+}
+
+func copyTree(ctx context.Context, src, dst string, mkdir bool) (int64, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
 		return 0, fmt.Errorf("copy %s: %w", src, err)
@@ -35,8 +45,10 @@ func CopyTree(ctx context.Context, src, dst string) (int64, error) {
 		return 0, fmt.Errorf("copy %s: %w", src, err)
 	}
 	defer unix.Close(srcFd)
-	if err := unix.Mkdir(dst, 0o700); err != nil {
-		return 0, fmt.Errorf("copy to %s: %w", dst, err)
+	if mkdir {
+		if err := unix.Mkdir(dst, 0o700); err != nil {
+			return 0, fmt.Errorf("copy to %s: %w", dst, err)
+		}
 	}
 	dstFd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {

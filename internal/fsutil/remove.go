@@ -65,7 +65,13 @@ var ErrMounted = errors.New("something is mounted inside")
 // anything is mounted at or below dir, never follows symlinks (they are
 // unlinked), and never descends into another filesystem. It is safe to run
 // again after an interruption. A missing dir is not an error.
-func RemoveTree(dir string) error {
+func RemoveTree(dir string) error { return RemoveTreeWith(dir, nil) }
+
+// RemoveTreeWith is RemoveTree, but where the tree holds a folder on
+// another device that is no mount point (a btrfs subvolume), it calls
+// other with the folder's parent, its name and its path, which removes it
+// or refuses. With other nil such a folder is refused.
+func RemoveTreeWith(dir string, other func(parentFd int, name, path string) error) error {
 	dir = filepath.Clean(dir)
 	if !filepath.IsAbs(dir) || dir == "/" {
 		return fmt.Errorf("refusing to remove %q: not an absolute folder below /", dir)
@@ -92,14 +98,24 @@ func RemoveTree(dir string) error {
 		return fmt.Errorf("remove %q: %w", dir, err)
 	}
 	defer unix.Close(parent)
-	if err := removeAt(parent, filepath.Base(dir), st.Dev, dir); err != nil {
-		return err
+	var pst unix.Stat_t
+	if err := unix.Fstat(parent, &pst); err != nil {
+		return fmt.Errorf("remove %q: %w", dir, err)
 	}
-	return nil
+	if st.Dev != pst.Dev && other != nil {
+		// dir itself is a subvolume.
+		return other(parent, filepath.Base(dir), dir)
+	}
+	r := remover{other: other}
+	return r.removeAt(parent, filepath.Base(dir), st.Dev, dir)
+}
+
+type remover struct {
+	other func(parentFd int, name, path string) error
 }
 
 // removeAt removes name inside the directory parentFd, staying on device dev.
-func removeAt(parentFd int, name string, dev uint64, path string) error {
+func (r remover) removeAt(parentFd int, name string, dev uint64, path string) error {
 	fd, err := unix.Openat(parentFd, name, unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -114,6 +130,9 @@ func removeAt(parentFd int, name string, dev uint64, path string) error {
 	}
 	if st.Dev != dev {
 		unix.Close(fd)
+		if r.other != nil {
+			return r.other(parentFd, name, path)
+		}
 		return fmt.Errorf("refusing to remove %q: it is on another filesystem (a mount point)", path)
 	}
 	d := os.NewFile(uintptr(fd), path)
@@ -129,7 +148,7 @@ func removeAt(parentFd int, name string, dev uint64, path string) error {
 				return fmt.Errorf("stat %q: %w", filepath.Join(path, n), err)
 			}
 			if cst.Mode&unix.S_IFMT == unix.S_IFDIR {
-				if err := removeAt(fd, n, dev, filepath.Join(path, n)); err != nil {
+				if err := r.removeAt(fd, n, dev, filepath.Join(path, n)); err != nil {
 					return err
 				}
 				continue

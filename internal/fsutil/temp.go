@@ -27,14 +27,17 @@ func TempName(dir, prefix string) string {
 // SweepDead removes the entries of dir that TempName named with prefix for
 // a process that is gone, with RemoveTree. Errors are ignored: a sweep is
 // tidying, and what it cannot remove stays for the next one.
-func SweepDead(dir, prefix string) {
+func SweepDead(dir, prefix string) { SweepDeadWith(dir, prefix, RemoveTree) }
+
+// SweepDeadWith is SweepDead removing with remove.
+func SweepDeadWith(dir, prefix string, remove func(string) error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		if DeadTemp(e.Name(), prefix) {
-			RemoveTree(filepath.Join(dir, e.Name()))
+			remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }

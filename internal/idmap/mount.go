@@ -24,13 +24,25 @@ import (
 // one mount_setattr, and only then attached with move_mount, so target
 // never shows src unmapped, not even for an instant.
 func Mount(src, target string, userns *os.File, readOnly bool) error {
+	return mount(src, target, userns, readOnly, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+}
+
+// MountRootfs is Mount for a machine's root filesystem that LXC binds as
+// it is (a btrfs subvolume): set-id programs keep working (sudo in the
+// guest), device nodes do not. Through the map a set-id file of the
+// guest's root is the machine's own id range's: nothing of the host's.
+func MountRootfs(src, target string, userns *os.File) error {
+	return mount(src, target, userns, false, unix.MOUNT_ATTR_NODEV)
+}
+
+func mount(src, target string, userns *os.File, readOnly bool, flags uint64) error {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("idmapped mount of %s: open_tree: %w", src, err)
 	}
 	defer unix.Close(fd)
 	attr := unix.MountAttr{
-		Attr_set:  unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
+		Attr_set:  unix.MOUNT_ATTR_IDMAP | flags,
 		Userns_fd: uint64(userns.Fd()),
 	}
 	if readOnly {

@@ -73,7 +73,7 @@ func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)
 		{"etc/hostname", g.Hostname + "\n", 0o644},
 		{"etc/hosts", hosts, 0o644},
 		{"etc/machine-id", hex.EncodeToString(id) + "\n", 0o444},
-		{"etc/resolv.conf", "# Written by den: the bridge's DNS.\nnameserver " + g.Nameserver + "\n", 0o644},
+		{"etc/resolv.conf", resolvConf(g.Nameserver), 0o644},
 	}
 	for _, f := range files {
 		if err := root.WriteFile(f.path, []byte(f.data), f.mode, 0, 0); err != nil {
@@ -120,6 +120,19 @@ func prepareGuest(root provider.GuestFS, g guestSetup, warn func(string, ...any)
 		return Login{}, err
 	}
 	return login, root.WriteFile(path.Join(sshDir, "authorized_keys"), g.Authorized, 0o600, uid, gid)
+}
+
+// resolvConf is the guest's /etc/resolv.conf: the DNS server at the
+// host's address on the machine's network (lxc-net's dnsmasq on lxcbr0,
+// the provider's resolver on a project network).
+func resolvConf(nameserver string) string {
+	return "# Written by den: the bridge's DNS.\nnameserver " + nameserver + "\n"
+}
+
+// writeResolv replaces the guest's /etc/resolv.conf (before a start on
+// another network).
+func writeResolv(root provider.GuestFS, nameserver string) error {
+	return root.WriteFile("etc/resolv.conf", []byte(resolvConf(nameserver)), 0o644, 0, 0)
 }
 
 // hostsFile is the guest's /etc/hosts: its own name and its peers'.

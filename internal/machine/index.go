@@ -26,6 +26,7 @@ type IndexEntry struct {
 	Project          string    `json:"project"`
 	Machine          string    `json:"machine"`
 	Address          string    `json:"address"`
+	Bridge           string    `json:"bridge,omitempty"` // what the machine attaches to (a project network's bridge)
 	Box              string    `json:"box"`
 	BoxVersion       string    `json:"box_version,omitempty"`
 	Created          time.Time `json:"created"`

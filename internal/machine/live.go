@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/lock"
 	"github.com/den-dev/den/internal/sshx"
@@ -55,6 +56,12 @@ func (e *Env) applyLive(ctx context.Context, m *Machine, rec *Record, prov provi
 	}
 	spec.Network.Bridge = m.Config.Bridge
 	now, was := appliedOf(spec), *rec.Applied
+	if m.Config.Network == config.NetworkProject {
+		now.Bridge, now.Network = was.Bridge, config.NetworkProject
+		if m.Config.PrivateIP.IsValid() && rec.IP() != m.Config.PrivateIP.String() {
+			now.Bridge = "address " + m.Config.PrivateIP.String()
+		}
+	}
 	if now.Memory != was.Memory || now.CPUs != was.CPUs {
 		lim, ok := prov.(provider.Limiter)
 		if !ok {
@@ -75,8 +82,8 @@ func (e *Env) applyLive(ctx context.Context, m *Machine, rec *Record, prov provi
 	if now.Hostname != was.Hostname {
 		changed = append(changed, fmt.Sprintf("hostname (%s -> %s)", was.Hostname, now.Hostname))
 	}
-	if now.Bridge != was.Bridge {
-		changed = append(changed, fmt.Sprintf("bridge (%s -> %s)", was.Bridge, now.Bridge))
+	if now.Network != was.Network || now.Bridge != was.Bridge {
+		changed = append(changed, fmt.Sprintf("network (%s -> %s)", appliedNetwork(was), appliedNetwork(now)))
 	}
 	if !slices.Equal(now.Mounts, was.Mounts) {
 		changed = append(changed, "synced folders")
@@ -94,6 +101,26 @@ func (e *Env) applyLive(ctx context.Context, m *Machine, rec *Record, prov provi
 		e.UI.Say(name, "den.hcl changed %s since the machine started; 'den reload' applies them.", strings.Join(changed, ", "))
 	}
 	return nil
+}
+
+// appliedNetwork names the network of a start: the host bridge, or the
+// project's own network.
+func appliedNetwork(a Applied) string {
+	switch {
+	case a.Network != config.NetworkProject:
+		return "bridge " + a.Bridge
+	case strings.HasPrefix(a.Bridge, "address "):
+		return "the project's network, " + a.Bridge
+	}
+	return "the project's network"
+}
+
+// networkName names the network rec is on, for messages.
+func networkName(rec *Record) string {
+	if rec.Network == config.NetworkProject {
+		return fmt.Sprintf("the project's network (bridge %s)", rec.Bridge)
+	}
+	return "bridge " + rec.Bridge
 }
 
 func limitText(n int64, format func(int64) string) string {

@@ -99,8 +99,11 @@ func Orphans(p *config.Project) ([]*Machine, error) {
 		if rec == nil {
 			continue
 		}
-		c := &config.Machine{Name: name, Box: rec.Box, Bridge: rec.Bridge, Hostname: name,
+		c := &config.Machine{Name: name, Box: rec.Box, Bridge: rec.Bridge, Network: config.NetworkBridge, Hostname: name,
 			Autostart: rec.Autostart, AutostartOrder: rec.AutostartOrder, AutostartDelay: time.Duration(rec.AutostartDelay) * time.Second}
+		if rec.Network == config.NetworkProject {
+			c.Network = config.NetworkProject
+		}
 		out = append(out, &Machine{Project: p, Config: c, State: st, Orphan: true})
 	}
 	return out, nil

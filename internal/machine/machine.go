@@ -216,7 +216,11 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := prov.CheckHost(ctx, []string{m.Config.Bridge}); err != nil {
+	var bridges []string
+	if m.Config.Network != config.NetworkProject {
+		bridges = append(bridges, m.Config.Bridge)
+	}
+	if err := prov.CheckHost(ctx, bridges); err != nil {
 		return err
 	}
 	if state != provider.NotCreated {
@@ -230,6 +234,9 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 	case provider.Running:
 		e.UI.Say(name, "Machine is already running.")
 		if err := e.startForwards(m, rec, true); err != nil {
+			return err
+		}
+		if err := e.keepNetwork(ctx, m, rec, prov); err != nil {
 			return err
 		}
 		if err := e.applyLive(ctx, m, rec, prov); err != nil {
@@ -368,10 +375,10 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 		AutostartSetting: autostartOf(m),
 	}
 	prefer := ""
-	if reserved != nil && reserved.Bridge == rec.Bridge {
-		prefer = reserved.Address
+	if reserved != nil {
+		prefer = reserved.Address // kept when it is on the network den.hcl names
 	}
-	if err := e.assignAddress(ctx, rec, prov, prefer); err != nil {
+	if err := e.assignAddress(ctx, m, rec, prov, prefer); err != nil {
 		return nil, err
 	}
 	if m.Config.Privileged {
@@ -477,7 +484,7 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 		return err
 	}
 	c := m.Config
-	if rec != nil && rec.Address != "" && rec.Bridge == c.Bridge {
+	if onNetwork(rec, c) {
 		return nil
 	}
 	prov, err := e.machineProvider(rec)
@@ -487,8 +494,15 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 	if _, ok := prov.(provider.Addresser); !ok {
 		return nil
 	}
+	if rec != nil {
+		// A machine that exists moves to den.hcl's network at its own
+		// start, keeping its record.
+		if st, err := prov.State(ctx, rec.Container); err != nil || st != provider.NotCreated {
+			return err
+		}
+	}
 	rec = &Record{Container: m.Container(), Provider: providerField(e, prov), Project: m.Project.Dir, Machine: c.Name, Bridge: c.Bridge, Box: c.Box, Created: time.Now().UTC()}
-	if err := e.assignAddress(ctx, rec, prov, ""); err != nil {
+	if err := e.assignAddress(ctx, m, rec, prov, ""); err != nil {
 		return err
 	}
 	return writeJSON(m.State.Record(), rec, 0o600)
@@ -517,13 +531,17 @@ func uniq(a, b string) []string {
 	return []string{a, b}
 }
 
-// assignAddress gives rec a free address on its bridge from a provider
-// that allocates them, keeping prefer when it is still free, and records
-// it in the index at once. Allocation is one at a time on the whole host,
-// across den homes.
-func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Provider, prefer string) error {
+// assignAddress puts rec on the network den.hcl gives m — the host
+// bridge it names, or the project's own network (made when missing) —
+// with a free address from a provider that allocates them: m's fixed
+// address (an error when someone has it), else prefer when it is still
+// free, else another. It records the address in the index at once and
+// removes the project networks no machine is on any more. Allocation is
+// one at a time on the whole host, across den homes.
+func (e *Env) assignAddress(ctx context.Context, m *Machine, rec *Record, prov provider.Provider, prefer string) error {
 	alloc, ok := prov.(provider.Addresser)
 	if !ok {
+		rec.Bridge, rec.Network = m.Config.Bridge, ""
 		return nil
 	}
 	hostLock, err := lockAddresses(ctx, e.Home)
@@ -536,13 +554,39 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Prov
 		return err
 	}
 	defer ix.Close()
+	bridge, network := m.Config.Bridge, ""
+	fixed := m.Config.PrivateIP
+	if m.Config.Network == config.NetworkProject {
+		pn, err := e.projectNetwork(ctx, m, rec, prov, ix)
+		if err != nil {
+			return err
+		}
+		bridge, network = pn.Bridge, config.NetworkProject
+	}
 	pfx, _ := netip.ParsePrefix(prefer)
-	n, err := alloc.AllocateAddress(ctx, rec.Bridge, rec.Container, pfx, ix.takenAddresses(rec.Container))
+	taken := ix.takenAddresses(rec.Container)
+	if fixed.IsValid() {
+		pfx = netip.PrefixFrom(fixed, 24)
+	} else {
+		taken = append(taken, fixedAddresses(m)...)
+	}
+	n, err := alloc.AllocateAddress(ctx, bridge, rec.Container, pfx, taken)
 	if err != nil {
 		return err
 	}
+	if fixed.IsValid() && n.Address.Addr() != fixed {
+		return errdefs.Machinef(errdefs.Exists, m.Name(), "machine %q's address %s (%s) is taken: %s", m.Name(), fixed, config.Location(m.Config.PrivateRange), addressHolder(ix, fixed, rec.Container))
+	}
+	rec.Bridge, rec.Network = bridge, network
 	rec.Address, rec.Gateway, rec.MAC = n.Address.String(), n.Gateway.String(), n.MAC
-	return ix.Put(rec.indexEntry())
+	if err := ix.Put(rec.indexEntry()); err != nil {
+		return err
+	}
+	// Tidying: a network that could not be removed now is, later.
+	if err := e.sweepNetworks(ctx, prov, ix); err != nil {
+		e.UI.Warn(m.Name(), "%v", err)
+	}
+	return nil
 }
 
 // assignIDs gives rec an id range of its own from a provider that runs
@@ -681,16 +725,19 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	if err != nil {
 		return nil, errdefs.Machinef(errdefs.BoxMissing, name, "machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
 	}
-	if rec.Bridge != m.Config.Bridge {
-		rec.Bridge = m.Config.Bridge
-	}
-	// Keep the address unless someone else took it while the machine was off.
-	old := rec.Address
-	if err := e.assignAddress(ctx, rec, prov, old); err != nil {
+	// Keep the address unless someone else took it while the machine was
+	// off, or den.hcl moved the machine to another network.
+	old, oldNet, oldGateway := rec.Address, rec.Network+rec.Bridge, rec.Gateway
+	if err := e.assignAddress(ctx, m, rec, prov, old); err != nil {
 		return nil, err
 	}
-	if rec.Address != old {
-		e.UI.Warn(name, "address %s was taken while the machine was stopped; using %s", old, rec.Address)
+	moved := rec.Address != old || rec.Network+rec.Bridge != oldNet
+	if moved {
+		if rec.Network+rec.Bridge != oldNet || m.Config.PrivateIP.IsValid() {
+			e.UI.Say(name, "The machine moves to %s, at %s.", networkName(rec), rec.Address)
+		} else {
+			e.UI.Warn(name, "address %s was taken while the machine was stopped; using %s", old, rec.Address)
+		}
 		if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 			return nil, err
 		}
@@ -726,6 +773,13 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 			}
 			spec.GuestUID, spec.GuestGID = uint32(uid), uint32(gid)
 			return nil
+		})
+	}
+	// A machine on another network has another gateway, which is its DNS
+	// server too.
+	if rec.Gateway != oldGateway && rec.Gateway != "" {
+		prepares = append(prepares, func(ctx context.Context, gfs provider.GuestFS) error {
+			return writeResolv(gfs, rec.Gateway)
 		})
 	}
 	// The hostname, the project's machines or their addresses changed since
@@ -781,6 +835,7 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 		}
 	}
 	applied := appliedOf(spec)
+	applied.Network = rec.Network
 	rec.Applied = &applied
 	if err := writeJSON(m.State.Record(), rec, 0o600); err != nil {
 		return nil, err
@@ -794,6 +849,9 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 		return nil, err
 	}
 	e.UI.Say(name, "Machine booted and ready!")
+	if moved {
+		e.updatePeers(ctx, m)
+	}
 	return client, nil
 }
 
@@ -1047,8 +1105,12 @@ func (e *Env) destroy(ctx context.Context, m *Machine) error {
 		if err != nil {
 			return err
 		}
-		defer ix.Close()
-		return ix.Remove(container)
+		err = ix.Remove(container)
+		ix.Close()
+		if err != nil {
+			return err
+		}
+		return e.dropUnusedNetworks(ctx, prov)
 	}
 	if st == provider.Running || st == provider.Frozen {
 		e.UI.Say(name, "Stopping machine...")
@@ -1068,6 +1130,10 @@ func (e *Env) destroy(ctx context.Context, m *Machine) error {
 	ix.Close()
 	if err != nil {
 		return err
+	}
+	// The project's network goes with its last machine.
+	if err := e.dropUnusedNetworks(ctx, prov); err != nil {
+		e.UI.Warn(name, "%v", err)
 	}
 	// .den/<machine> holds only den's own files (keys, record, lock).
 	if err := removeStateDir(m.State); err != nil {

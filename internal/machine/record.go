@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/layout"
@@ -22,14 +23,17 @@ import (
 
 // Record is what .den/<machine>/machine.json keeps about a created machine.
 type Record struct {
-	Container  string    `json:"container"`
-	Provider   string    `json:"provider,omitempty"` // "" is the default provider (lxc)
-	Project    string    `json:"project"`
-	Machine    string    `json:"machine"`
-	Address    string    `json:"address"` // 10.0.3.200/24
-	Gateway    string    `json:"gateway"`
-	MAC        string    `json:"mac"`
-	Bridge     string    `json:"bridge"`
+	Container string `json:"container"`
+	Provider  string `json:"provider,omitempty"` // "" is the default provider (lxc)
+	Project   string `json:"project"`
+	Machine   string `json:"machine"`
+	Address   string `json:"address"` // 10.0.3.200/24
+	Gateway   string `json:"gateway"`
+	MAC       string `json:"mac"`
+	Bridge    string `json:"bridge"`
+	// Network is "project" when Bridge is the project's own network
+	// (den.hcl's network = "project"), "" for a host bridge.
+	Network    string    `json:"network,omitempty"`
 	Box        string    `json:"box"`
 	BoxVersion string    `json:"box_version"`
 	User       string    `json:"user"`
@@ -86,6 +90,7 @@ type Applied struct {
 	CPUs     int      `json:"cpus,omitempty"`
 	Hostname string   `json:"hostname,omitempty"`
 	Bridge   string   `json:"bridge,omitempty"`
+	Network  string   `json:"network,omitempty"` // "project" on the project's own network
 	Mounts   []string `json:"mounts,omitempty"`
 	Config   []string `json:"config,omitempty"` // raw provider keys, "key = value"
 	// Unprivileged is set when the machine runs with an id range of its own.
@@ -101,7 +106,7 @@ func (r *Record) IP() string {
 
 // indexEntry is the record's line in the host-wide index.
 func (r *Record) indexEntry() IndexEntry {
-	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created, IDBase: r.IDBase, AutostartSetting: r.AutostartSetting}
+	return IndexEntry{Container: r.Container, Provider: r.Provider, Project: r.Project, Machine: r.Machine, Address: r.Address, Bridge: r.Bridge, Box: r.Box, BoxVersion: r.BoxVersion, Created: r.Created, IDBase: r.IDBase, AutostartSetting: r.AutostartSetting}
 }
 
 // maxRecord bounds what den reads from .den/ (its own files are small).
@@ -143,6 +148,9 @@ func (r *Record) check(path, projectDir, machine string) error {
 	}
 	if r.Bridge != "" && !ifaceRE.MatchString(r.Bridge) {
 		return bad("bridge %q", r.Bridge)
+	}
+	if r.Network != "" && r.Network != config.NetworkProject {
+		return bad("network %q", r.Network)
 	}
 	if r.User != "" && !loginRE.MatchString(r.User) {
 		return bad("login user %q", r.User)

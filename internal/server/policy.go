@@ -122,7 +122,9 @@ func (s *Server) policy(c *caller, p *config.Project, ms []*machine.Machine) err
 					"host_ip %q opens the port beyond this host; this den serve allows users other than root loopback addresses only (127.0.0.1, ::1)", f.HostIP)
 			}
 		}
-		if !slices.Contains(s.cfg.Bridges, mc.Bridge) {
+		// A project's own network is den's (a bridge of its own, isolated):
+		// the policy's bridges are about the host's.
+		if mc.Network != config.NetworkProject && !slices.Contains(s.cfg.Bridges, mc.Bridge) {
 			refuse(mc.DefRange, "Bridge not allowed",
 				"machine %q attaches to bridge %q; this den serve lets users other than root use %s", mc.Name, mc.Bridge, strings.Join(s.cfg.Bridges, ", "))
 		}

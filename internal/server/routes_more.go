@@ -49,7 +49,7 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, c *caller
 	}
 	out := []api.Snapshot{}
 	for _, row := range rows {
-		out = append(out, api.Snapshot{Machine: row.Machine, Name: row.Name, Created: row.Created, Size: row.Size})
+		out = append(out, api.Snapshot{Machine: row.Machine, Name: row.Name, Created: row.Created, Size: row.Size, Shared: row.Shared})
 	}
 	s.reply(w, out)
 	return nil

@@ -5,8 +5,16 @@
 package testenv
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Reason says why end-to-end tests cannot run here, or "".
@@ -37,4 +45,67 @@ func Box(t testing.TB) string {
 		Skip(t, why)
 	}
 	return os.Getenv("DEN_TEST_BOX")
+}
+
+// Btrfs makes a btrfs filesystem of size bytes (a sparse image file
+// beside the test's temporary files, on a loop device) and mounts it for
+// the test, or skips t (fails it in CI) when it cannot: it needs root, a
+// loop device and mkfs.btrfs (btrfs-progs, which scripts/host-setup.sh
+// installs). Everything is unmounted and removed when the test ends.
+func Btrfs(t testing.TB, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "btrfs: not root")
+	}
+	mkfs, err := exec.LookPath("mkfs.btrfs")
+	if err != nil {
+		if mkfs, err = exec.LookPath("/usr/sbin/mkfs.btrfs"); err != nil {
+			Skip(t, "btrfs: mkfs.btrfs is not installed (apt-get install btrfs-progs)")
+		}
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "den-btrfs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o711)
+	image, mnt := filepath.Join(dir, "image"), filepath.Join(dir, "mnt")
+	var loop string
+	t.Cleanup(func() {
+		if loop != "" {
+			for i := 0; ; i++ {
+				err := unix.Unmount(mnt, 0)
+				if err == nil || errors.Is(err, unix.EINVAL) || i == 50 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			exec.Command("losetup", "-d", loop).Run()
+		}
+		os.Remove(image)
+		os.Remove(mnt)
+		os.Remove(dir)
+	})
+	f, err := os.Create(image)
+	if err == nil {
+		err = f.Truncate(size)
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkfs, "-q", image).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.btrfs: %v\n%s", err, out)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", image).CombinedOutput()
+	if err != nil {
+		Skip(t, fmt.Sprintf("btrfs: no loop device: %v %s", err, out))
+	}
+	loop = strings.TrimSpace(string(out))
+	if err := os.Mkdir(mnt, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(loop, mnt, "btrfs", 0, ""); err != nil {
+		t.Fatalf("mount %s (btrfs) on %s: %v", loop, mnt, err)
+	}
+	return mnt
 }

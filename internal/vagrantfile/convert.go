@@ -44,6 +44,7 @@ type level struct {
 	folders                           []*folder
 	forwards                          []*fwd
 	networks                          []*network
+	projectNet                        *at // a private_network of type dhcp: network = "project"
 	provisions                        []*rawProv
 	triggers                          []*trigger
 	lxc                               []kv

@@ -31,7 +31,9 @@ func (c *conv) network(e event, lv *level) {
 					c.drop(o.at, setting+", type: "+ruby(o.value), "den has no such network type")
 				}
 			case "netmask":
-				c.drop(o.at, setting+", netmask: "+ruby(o.value), "a private network in den.hcl takes an address only (issue 14)")
+				if v != "255.255.255.0" && v != "24" {
+					c.drop(o.at, setting+", netmask: "+ruby(o.value), "den's private network is the /24 of the machine's address")
+				}
 			default:
 				c.drop(o.at, setting+", "+o.key+": "+ruby(o.value), "den's private networks have no such option")
 			}
@@ -39,16 +41,24 @@ func (c *conv) network(e event, lv *level) {
 		switch {
 		case ip != "":
 			if a, err := netip.ParsePrefix(ip); err == nil {
-				c.drop(e.at(), fmt.Sprintf("%s, ip: %q", setting, ip), "a private network in den.hcl takes an address only (issue 14): written as %q", a.Addr())
+				c.drop(e.at(), fmt.Sprintf("%s, ip: %q", setting, ip), "a private network in den.hcl takes an address (its /24 is the network): written as %q", a.Addr())
 				ip = a.Addr().String()
 			}
 			if _, err := netip.ParseAddr(ip); err != nil {
 				c.drop(e.at(), setting, "%q is not an IP address", ip)
 				return
 			}
+			if len(lv.networks) > 0 {
+				c.drop(e.at(), fmt.Sprintf("%s, ip: %q", setting, ip), "a den machine has one address, on its project's network: the first private network (line %d) is written", lv.networks[0].at.line)
+				return
+			}
 			lv.networks = append(lv.networks, &network{ip, e.at()})
 		case dhcp:
-			c.drop(e.at(), setting+", type: \"dhcp\"", "den gives every machine an address on its bridge already")
+			if lv.projectNet == nil {
+				at := e.at()
+				lv.projectNet = &at
+				c.note(Changed, at, setting+", type: \"dhcp\"", "written as network = \"project\": den picks the machine's address on a network of the project's own")
+			}
 		default:
 			c.drop(e.at(), setting, "names no ip")
 		}

@@ -13,9 +13,7 @@ import (
 // decoder does not read. They are written commented out, so the den.hcl
 // stays valid; when the decoder learns one, delete it here (and run the
 // tests with -update): TestPendingStillRefused fails to say when.
-var pending = map[string]string{
-	"network": "private networks (issue 14)",
-}
+var pending = map[string]string{}
 
 // pendingNote lists a setting written as a block of kind among those
 // written commented out, while kind is pending; once den reads it, the
@@ -210,6 +208,9 @@ func (c *conv) body(w *writer, lv *level) {
 	if lv.hostname != nil {
 		s, _ := str(lv.hostname.v)
 		w.line("hostname = %s", config.Quote(s))
+	}
+	if lv.projectNet != nil && len(lv.networks) == 0 {
+		w.line("network = %s", config.Quote(config.NetworkProject))
 	}
 	folders := lv.folders
 	if top {

@@ -45,9 +45,12 @@ type Provider struct {
 	// Subnet is where AllocateAddress hands out addresses (default
 	// 10.77.0.0/24, gateway .1).
 	Subnet netip.Prefix
+	// HostNetworks are subnets EnsureNetwork treats as the host's own.
+	HostNetworks []netip.Prefix
 
 	mu       sync.Mutex
 	machines map[string]*machine
+	networks map[string]provider.ProjectNetwork
 }
 
 type machine struct {
@@ -66,6 +69,7 @@ var (
 	_ provider.Limiter     = (*Provider)(nil)
 	_ provider.Execer      = (*Provider)(nil)
 	_ provider.Isolator    = (*Provider)(nil)
+	_ provider.Networker   = (*Provider)(nil)
 )
 
 // New returns a fake keeping its machines under dir.
@@ -293,21 +297,113 @@ func (p *Provider) Unfreeze(ctx context.Context, name string) error {
 
 // AllocateAddress hands out the highest free address of Subnet.
 func (p *Provider) AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
-	gw := p.Subnet.Masked().Addr().Next()
-	free := func(a netip.Addr) bool { return p.Subnet.Contains(a) && a != gw && !slices.Contains(taken, a) }
+	subnet := p.Subnet
+	p.mu.Lock()
+	for _, pn := range p.networks {
+		if pn.Bridge == network {
+			subnet = pn.Subnet
+		}
+	}
+	p.mu.Unlock()
+	gw := subnet.Masked().Addr().Next()
+	free := func(a netip.Addr) bool { return subnet.Contains(a) && a != gw && !slices.Contains(taken, a) }
 	n := provider.Network{Bridge: network, Gateway: gw}
 	if prefer.IsValid() && free(prefer.Addr()) {
-		n.Address = netip.PrefixFrom(prefer.Addr(), p.Subnet.Bits())
+		n.Address = netip.PrefixFrom(prefer.Addr(), subnet.Bits())
 		n.MAC = mac(prefer.Addr())
 		return n, nil
 	}
-	for a := lastAddr(p.Subnet); p.Subnet.Contains(a) && a != gw; a = a.Prev() {
+	for a := lastAddr(subnet); subnet.Contains(a) && a != gw; a = a.Prev() {
 		if free(a) {
-			n.Address, n.MAC = netip.PrefixFrom(a, p.Subnet.Bits()), mac(a)
+			n.Address, n.MAC = netip.PrefixFrom(a, subnet.Bits()), mac(a)
 			return n, nil
 		}
 	}
 	return provider.Network{}, fmt.Errorf("no free address on %s", network)
+}
+
+// FakeNetworks is where EnsureNetwork picks subnets: the /24s of
+// 10.78.0.0/16.
+var FakeNetworks = netip.MustParsePrefix("10.78.0.0/16")
+
+// EnsureNetwork keeps project networks in memory: bridge fake-ID, the
+// first free /24 of FakeNetworks (or want).
+func (p *Provider) EnsureNetwork(ctx context.Context, id string, want netip.Prefix, fixed bool, taken []netip.Prefix) (provider.ProjectNetwork, error) {
+	if err := p.fail("EnsureNetwork"); err != nil {
+		return provider.ProjectNetwork{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.networks == nil {
+		p.networks = map[string]provider.ProjectNetwork{}
+	}
+	if pn, ok := p.networks[id]; ok && (!fixed || pn.Subnet == want) {
+		return pn, nil
+	}
+	free := func(s netip.Prefix) bool {
+		for _, t := range append(slices.Clone(taken), p.HostNetworks...) {
+			if t.Overlaps(s) {
+				return false
+			}
+		}
+		for oid, o := range p.networks {
+			if oid != id && o.Subnet.Overlaps(s) {
+				return false
+			}
+		}
+		return true
+	}
+	pn := provider.ProjectNetwork{ID: id, Bridge: "fake-" + id[:min(len(id), 10)]}
+	switch {
+	case want.IsValid() && free(want):
+		pn.Subnet = want
+	case fixed:
+		return pn, errdefs.Newf(errdefs.Exists, "subnet %s is taken", want)
+	default:
+		base := FakeNetworks.Addr().As4()
+		for i := range 256 {
+			s := netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1], byte(i), 0}), 24)
+			if free(s) {
+				pn.Subnet = s
+				break
+			}
+		}
+		if !pn.Subnet.IsValid() {
+			return pn, errors.New("no free subnet")
+		}
+	}
+	p.networks[id] = pn
+	return pn, nil
+}
+
+// RemoveNetwork forgets network id; one a running machine is attached to
+// stays (errdefs.Exists).
+func (p *Provider) RemoveNetwork(ctx context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pn, ok := p.networks[id]
+	if !ok {
+		return nil
+	}
+	for name, m := range p.machines {
+		if m.spec.Network.Bridge == pn.Bridge && (m.state == provider.Running || m.state == provider.Frozen) {
+			return errdefs.Newf(errdefs.Exists, "network %s: machine %s is attached", pn.Bridge, name)
+		}
+	}
+	delete(p.networks, id)
+	return nil
+}
+
+// Networks lists the networks the fake has.
+func (p *Provider) Networks(ctx context.Context) ([]provider.ProjectNetwork, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []provider.ProjectNetwork
+	for _, pn := range p.networks {
+		out = append(out, pn)
+	}
+	slices.SortFunc(out, func(a, b provider.ProjectNetwork) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // FakeIDBlock is where the fake's AllocateIDs hands out id ranges: 16

@@ -72,11 +72,15 @@ func (p *Provider) CheckHost(ctx context.Context, bridges []string) error {
 // not installed, not running or not hooked into LXC, so free and top in a
 // guest show the host's memory.
 func (p *Provider) HostNotes(ctx context.Context) []string {
+	var notes []string
 	st, _ := hostLXCFS.state()
 	if msg := st.message(); msg != "" {
-		return []string{msg}
+		notes = append(notes, msg)
 	}
-	return nil
+	if missing := netToolsMissing(); len(missing) > 0 {
+		notes = append(notes, "a project's own network (network = \"project\") needs ip, nft and dnsmasq: "+strings.Join(missing, "; "))
+	}
+	return notes
 }
 
 var _ provider.HostNoter = (*Provider)(nil)

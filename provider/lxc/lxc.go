@@ -27,9 +27,15 @@ import (
 // Provider keeps its containers in one LXC path owned by den.
 type Provider struct {
 	Path string // absolute lxcpath, e.g. /var/lib/den/machines
+	// Storage is the store new machines get: StoreOverlay or StoreBtrfs
+	// (see SetStorage).
+	Storage    string
+	storageWhy string
 }
 
-// New returns a provider for the LXC path dir (created when missing).
+// New returns a provider for the LXC path dir (created when missing),
+// whose new machines get the btrfs store when dir is on btrfs, else the
+// overlay store (SetStorage chooses otherwise).
 func New(dir string) (*Provider, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("lxc path %q must be absolute", dir)
@@ -37,14 +43,16 @@ func New(dir string) (*Provider, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("create lxc path: %w", err)
 	}
-	return &Provider{Path: dir}, nil
+	p := &Provider{Path: dir}
+	if err := p.SetStorage("auto"); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 var _ provider.Provider = (*Provider)(nil)
 
 func (p *Provider) dir(name string) string { return filepath.Join(p.Path, name) }
-
-func (p *Provider) upper(name string) string { return filepath.Join(p.dir(name), "delta0") }
 
 func (p *Provider) logFile(name string) string { return filepath.Join(p.dir(name), "lxc.log") }
 
@@ -100,9 +108,12 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if strings.ContainsAny(spec.Rootfs, ",:\n") {
 		return fmt.Errorf("box rootfs path %q contains ',' or ':', which overlay mounts cannot take", spec.Rootfs)
 	}
-	var rootSt unix.Stat_t
-	if err := unix.Stat(spec.Rootfs, &rootSt); err != nil {
+	if _, err := os.Stat(spec.Rootfs); err != nil {
 		return fmt.Errorf("box rootfs %q: %w", spec.Rootfs, err)
+	}
+	st, err := p.store(p.Storage)
+	if err != nil {
+		return err
 	}
 	p.sweepCreating()
 	tmp := fsutil.TempName(p.Path, creatingPrefix)
@@ -117,19 +128,13 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 			}
 		}
 	}()
-	// The upper layer's root takes the lower root's mode and owner: an overlay
-	// shows the upper's attributes for a directory present in both.
-	up := filepath.Join(tmp, "delta0")
-	if err := os.Mkdir(up, os.FileMode(rootSt.Mode&0o7777)); err != nil {
-		return err
-	}
-	if err := os.Chown(up, int(rootSt.Uid), int(rootSt.Gid)); err != nil {
-		return err
-	}
-	if err := os.Chmod(up, os.FileMode(rootSt.Mode&0o777)); err != nil {
+	if err := st.make(ctx, tmp, spec.Rootfs); err != nil {
 		return err
 	}
 	layer := layerState{Box: spec.Rootfs, Xattrs: xattrsTrusted}
+	if st.name() != StoreOverlay {
+		layer.Store = st.name()
+	}
 	if spec.IDBase != 0 {
 		layer.Xattrs = xattrsUser
 	}
@@ -142,7 +147,7 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 		}
 	}
 	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec, filepath.Join(tmp, "prep"), up, layer.user()); err != nil {
+		if err := p.prepare(ctx, spec, st, tmp, layer); err != nil {
 			return err
 		}
 	}
@@ -153,7 +158,7 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 		return fmt.Errorf("put machine folder %s in place: %w", dir, err)
 	}
 	work = dir
-	return p.writeConfig(spec, filepath.Join(dir, "config"))
+	return p.writeConfig(spec, st, filepath.Join(dir, "config"))
 }
 
 // sweepCreating removes the work folders of Creates whose process died.
@@ -175,16 +180,16 @@ func dropCreating(tmp string) error {
 	if err := dropScratch(tmp); err != nil {
 		return err
 	}
-	return fsutil.RemoveTree(tmp)
+	return removeTree(tmp)
 }
 
-// prepare mounts the overlay of the box and upper on the host for a
-// moment (in prepDir) so spec.Prepare sees the merged tree (copy-up keeps
-// every parent's mode and owner), then unmounts it. Nothing stays
-// mounted under the machine's folder. userXattrs mounts it as an
-// unprivileged machine's overlay is (user.overlay.* attributes).
-func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, prepDir, upper string, userXattrs bool) error {
-	err := p.withOverlay(prepDir, []string{spec.Rootfs}, upper, userXattrs, func(merged string) error {
+// prepare calls spec.Prepare with the stopped machine's whole filesystem
+// in its folder dir (the store's view: for an overlay, mounted on the
+// host for a moment, so copy-up keeps every parent's mode and owner).
+// Nothing stays mounted under the machine's folder.
+func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, st store, dir string, l layerState) error {
+	l.Box = spec.Rootfs
+	err := st.view(ctx, dir, l, func(merged string) error {
 		root, err := os.OpenRoot(merged)
 		if err != nil {
 			return err
@@ -196,63 +201,6 @@ func (p *Provider) prepare(ctx context.Context, spec *provider.Spec, prepDir, up
 		return fmt.Errorf("prepare machine %q: %w", spec.Name, err)
 	}
 	return nil
-}
-
-// withOverlay mounts an overlay of lowers (top first) under upper at
-// dir/merged, calls fn with that path, then unmounts and deletes dir, also
-// when fn fails. With upper "", a scratch layer dir/upper takes fn's
-// writes (it gets the top lower's mode and owner, which the merged root
-// shows) and goes with dir. A dir a killed den left is cleared first, so
-// nothing stays mounted under a machine's folder. With userXattrs the
-// overlay keeps its metadata in user.overlay.* attributes, as an
-// unprivileged machine's overlay does (the layers are given by their
-// plain paths: over an idmapped layer, the host's root is nobody).
-func (p *Provider) withOverlay(dir string, lowers []string, upper string, userXattrs bool, fn func(merged string) error) (err error) {
-	for _, d := range append([]string{upper}, lowers...) {
-		if strings.ContainsAny(d, ",:\n") {
-			return fmt.Errorf("path %q contains ',' or ':', which overlay mounts cannot take", d)
-		}
-	}
-	if err := dropOverlay(dir); err != nil {
-		return err
-	}
-	work, merged := filepath.Join(dir, "work"), filepath.Join(dir, "merged")
-	folders := []string{dir, work, merged}
-	scratch := upper == ""
-	if scratch {
-		upper = filepath.Join(dir, "upper")
-		folders = append(folders, upper)
-	}
-	for _, d := range folders {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return err
-		}
-	}
-	defer func() {
-		if derr := dropOverlay(dir); derr != nil && err == nil {
-			err = derr
-		}
-	}()
-	if scratch {
-		var st unix.Stat_t
-		if err := unix.Stat(lowers[0], &st); err != nil {
-			return err
-		}
-		if err := os.Chown(upper, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-		if err := os.Chmod(upper, os.FileMode(st.Mode&0o777)); err != nil {
-			return err
-		}
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
-	if userXattrs {
-		opts += ",userxattr"
-	}
-	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount the machine's overlay: %w", err)
-	}
-	return fn(merged)
 }
 
 // dropOverlay unmounts whatever is mounted in dir, deepest first, and
@@ -270,7 +218,7 @@ func dropOverlay(dir string) error {
 			}
 		}
 	}
-	return fsutil.RemoveTree(dir)
+	return removeTree(dir)
 }
 
 // setItem sets one config key, naming it in the error.
@@ -281,23 +229,19 @@ func setItem(c *golxc.Container, key, value string) error {
 	return nil
 }
 
-// config returns den's keys for spec, in order.
-func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
-	kv := [][2]string{
-		{"lxc.include", "/usr/share/lxc/config/common.conf"},
-	}
-	if spec.IDBase == 0 {
-		kv = append(kv, [2]string{"lxc.rootfs.path", "overlay:" + spec.Rootfs + ":" + p.upper(spec.Name)})
-	} else {
-		// The layers through den's idmapped mounts; the overlay keeps its
-		// metadata in user.overlay.* (trusted.* is not the guest's).
-		mnt := p.mountDir(spec.Name)
+// config returns den's keys for spec, in order, for a machine of store st.
+func (p *Provider) config(spec *provider.Spec, st store) ([][2]string, error) {
+	kv := [][2]string{{"lxc.include", "/usr/share/lxc/config/common.conf"}}
+	if spec.IDBase != 0 {
 		kv = append(kv,
 			[2]string{"lxc.idmap", fmt.Sprintf("u 0 %d %d", spec.IDBase, provider.IDRangeSize)},
 			[2]string{"lxc.idmap", fmt.Sprintf("g 0 %d %d", spec.IDBase, provider.IDRangeSize)},
-			[2]string{"lxc.rootfs.path", "overlay:" + filepath.Join(mnt, "box") + ":" + filepath.Join(mnt, "machine", "delta0")},
-			[2]string{"lxc.rootfs.options", "userxattr"},
 		)
+	}
+	rootfs, opts := st.rootfs(p.dir(spec.Name), spec.Rootfs, p.mountDir(spec.Name), spec.IDBase != 0)
+	kv = append(kv, [2]string{"lxc.rootfs.path", rootfs})
+	if opts != "" {
+		kv = append(kv, [2]string{"lxc.rootfs.options", opts})
 	}
 	kv = append(kv,
 		[2]string{"lxc.uts.name", spec.Hostname},
@@ -374,8 +318,8 @@ func (p *Provider) config(spec *provider.Spec) ([][2]string, error) {
 
 // writeConfig writes spec's config to path (the container's config file,
 // or one in a Create's work folder).
-func (p *Provider) writeConfig(spec *provider.Spec, path string) error {
-	kv, err := p.config(spec)
+func (p *Provider) writeConfig(spec *provider.Spec, st store, path string) error {
+	kv, err := p.config(spec, st)
 	if err != nil {
 		return err
 	}
@@ -520,11 +464,11 @@ func cpuset(n int) (string, error) {
 // is cleared first), the config, the start. A failed start unmounts what
 // it mounted.
 func (p *Provider) Start(ctx context.Context, spec *provider.Spec) (err error) {
-	st, err := p.State(ctx, spec.Name)
+	state, err := p.State(ctx, spec.Name)
 	if err != nil {
 		return err
 	}
-	switch st {
+	switch state {
 	case provider.NotCreated:
 		return fmt.Errorf("container %q does not exist", spec.Name)
 	case provider.Running, provider.Frozen:
@@ -534,8 +478,12 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) (err error) {
 	if err != nil {
 		return err
 	}
+	st, err := p.storeOf(layer)
+	if err != nil {
+		return err
+	}
 	if spec.Prepare != nil {
-		if err := p.prepare(ctx, spec, filepath.Join(p.dir(spec.Name), "prep"), p.upper(spec.Name), layer.user()); err != nil {
+		if err := p.prepare(ctx, spec, st, p.dir(spec.Name), layer); err != nil {
 			return err
 		}
 	}
@@ -544,7 +492,7 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) (err error) {
 		return fmt.Errorf("container %q runs unprivileged since it was made or converted, and cannot run privileged: destroy it and make it anew to have a privileged machine", spec.Name)
 	case spec.IDBase != 0 && !layer.user():
 		layer.Box = spec.Rootfs
-		if layer, err = p.unprivilege(spec.Name, layer); err != nil {
+		if layer, err = p.unprivilege(spec.Name, st, layer); err != nil {
 			return err
 		}
 	}
@@ -574,11 +522,11 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) (err error) {
 		if _, err := subIDs.Reserve(); err != nil {
 			return fmt.Errorf("reserve den's subordinate ids: %w", err)
 		}
-		if err := p.mountLayers(spec); err != nil {
+		if err := p.mountLayers(spec, st); err != nil {
 			return err
 		}
 	}
-	if err := p.writeConfig(spec, filepath.Join(p.dir(spec.Name), "config")); err != nil {
+	if err := p.writeConfig(spec, st, filepath.Join(p.dir(spec.Name), "config")); err != nil {
 		return err
 	}
 	logOff := fileSize(p.logFile(spec.Name))
@@ -700,7 +648,7 @@ func (p *Provider) Destroy(ctx context.Context, name string) error {
 	if err := dropScratch(dir); err != nil {
 		return fmt.Errorf("remove machine folder: %w", err)
 	}
-	if err := fsutil.RemoveTree(dir); err != nil {
+	if err := removeTree(dir); err != nil {
 		return fmt.Errorf("remove machine folder: %w", err)
 	}
 	return nil

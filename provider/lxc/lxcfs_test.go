@@ -170,7 +170,7 @@ func TestBoxConfigCannotTouchLXCFS(t *testing.T) {
 		"lxc.apparmor.profile = unconfined",
 		"lxc.arch = x86_64",
 	}
-	kv, err := p.config(&provider.Spec{Name: "m", Rootfs: "/boxes/b/rootfs", Hostname: "m", BoxConfig: hostile})
+	kv, err := p.config(&provider.Spec{Name: "m", Rootfs: "/boxes/b/rootfs", Hostname: "m", BoxConfig: hostile}, overlayStore{})
 	if err != nil {
 		t.Fatal(err)
 	}

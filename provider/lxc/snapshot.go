@@ -19,10 +19,12 @@ import (
 )
 
 // Snapshots live in the machine's own folder, so Destroy removes them with
-// it: snapshots/SNAP/delta0 (a copy of the overlay upper layer) and
-// snapshots/SNAP/meta.json. Work in progress sits in snapshots/.tmp-PID-N
-// and is renamed into place when whole; a restore copies into
-// delta0.restore beside delta0 and swaps the two in one rename.
+// it: snapshots/SNAP/meta.json and what the machine's store saved there
+// (overlay: delta0, a copy of the upper layer; btrfs: rootfs, a read-only
+// snapshot of the machine's subvolume). Work in progress sits in
+// snapshots/.tmp-PID-N and is renamed into place when whole; a restore
+// puts the snapshot's filesystem beside the machine's and swaps the two
+// in one rename.
 
 var (
 	_ provider.Snapshotter = (*Provider)(nil)
@@ -70,30 +72,44 @@ func (p *Provider) SaveSnapshot(ctx context.Context, name, snap string, replace 
 	ok := false
 	defer func() {
 		if !ok {
-			fsutil.RemoveTree(tmp)
+			removeTree(tmp)
 		}
 	}()
+	layer, err := p.readLayer(name)
+	if err != nil {
+		return provider.Snapshot{}, err
+	}
+	store, err := p.storeOf(layer)
+	if err != nil {
+		return provider.Snapshot{}, err
+	}
 	st, err := p.State(ctx, name)
 	if err != nil {
 		return provider.Snapshot{}, err
 	}
 	created := time.Now().UTC()
 	var size int64
+	var shared bool
+	save := func() (int64, error) {
+		var err error
+		size, shared, err = store.save(ctx, p.dir(name), tmp)
+		return size, err
+	}
 	switch st {
 	case provider.Running:
-		size, err = p.frozenFor(ctx, name, func() (int64, error) {
+		_, err = p.frozenFor(ctx, name, func() (int64, error) {
 			created = time.Now().UTC()
-			return fsutil.CopyTree(ctx, p.upper(name), filepath.Join(tmp, "delta0"))
+			return save()
 		})
 	case provider.Frozen, provider.Stopped:
-		size, err = fsutil.CopyTree(ctx, p.upper(name), filepath.Join(tmp, "delta0"))
+		_, err = save()
 	default:
 		err = fmt.Errorf("container %q is %s", name, st)
 	}
 	if err != nil {
 		return provider.Snapshot{}, fmt.Errorf("snapshot %q of %q: %w", snap, name, err)
 	}
-	s := provider.Snapshot{Name: snap, Created: created, Size: size}
+	s := provider.Snapshot{Name: snap, Created: created, Size: size, Shared: shared}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return provider.Snapshot{}, err
@@ -124,7 +140,7 @@ func (p *Provider) putSnapshot(tmp, final string, replace bool) error {
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
 		return err
 	}
-	return fsutil.RemoveTree(tmp) // now the old snapshot
+	return removeTree(tmp) // now the old snapshot
 }
 
 // snapshotTemp makes a new work folder in snapshots/, named after this
@@ -140,13 +156,14 @@ func (p *Provider) snapshotTemp(name string) (string, error) {
 // sweepSnapshots removes what an interrupted save, delete or restore left:
 // work folders of processes that are gone.
 func (p *Provider) sweepSnapshots(name string) {
-	fsutil.SweepDead(p.snapshots(name), tmpPrefix)
+	fsutil.SweepDeadWith(p.snapshots(name), tmpPrefix, removeTree)
 }
 
-// RestoreSnapshot copies snapshot snap to delta0.restore beside the
-// machine's upper layer, then swaps the two with one rename
-// (RENAME_EXCHANGE) and deletes the old layer: interrupted anywhere, the
-// machine has either its old layer or the snapshot's, whole.
+// RestoreSnapshot puts snapshot snap's filesystem beside the machine's
+// (overlay: a copy of its layer; btrfs: a writable snapshot of it), then
+// swaps the two with one rename (RENAME_EXCHANGE) and deletes the old one:
+// interrupted anywhere, the machine has either its old filesystem or the
+// snapshot's, whole.
 func (p *Provider) RestoreSnapshot(ctx context.Context, name, snap string) error {
 	if err := provider.CheckSnapshotName(snap); err != nil {
 		return err
@@ -154,9 +171,16 @@ func (p *Provider) RestoreSnapshot(ctx context.Context, name, snap string) error
 	if !p.exists(name) {
 		return fmt.Errorf("container %q does not exist", name)
 	}
-	src := filepath.Join(p.snapshot(name, snap), "delta0")
 	if _, err := os.Lstat(filepath.Join(p.snapshot(name, snap), snapMeta)); err != nil {
 		return fmt.Errorf("snapshot %q of %q: %w", snap, name, provider.ErrSnapshotNotFound)
+	}
+	layer, err := p.readLayer(name)
+	if err != nil {
+		return err
+	}
+	store, err := p.storeOf(layer)
+	if err != nil {
+		return err
 	}
 	st, err := p.State(ctx, name)
 	if err != nil {
@@ -166,26 +190,10 @@ func (p *Provider) RestoreSnapshot(ctx context.Context, name, snap string) error
 		return fmt.Errorf("container %q is %s: stop it before restoring a snapshot", name, st)
 	}
 	p.sweepSnapshots(name)
-	tmp := p.restoreTemp(name)
-	if err := fsutil.RemoveTree(tmp); err != nil {
-		return err
-	}
-	if _, err := fsutil.CopyTree(ctx, src, tmp); err != nil {
-		fsutil.RemoveTree(tmp)
+	if err := store.restore(ctx, p.dir(name), p.snapshot(name, snap)); err != nil {
 		return fmt.Errorf("restore snapshot %q of %q: %w", snap, name, err)
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p.upper(name), unix.RENAME_EXCHANGE); err != nil {
-		if !errors.Is(err, unix.ENOENT) {
-			fsutil.RemoveTree(tmp)
-			return fmt.Errorf("restore snapshot %q of %q: swap layers: %w", snap, name, err)
-		}
-		// No upper layer at all (a damaged machine): put the copy in place.
-		if err := os.Rename(tmp, p.upper(name)); err != nil {
-			return fmt.Errorf("restore snapshot %q of %q: %w", snap, name, err)
-		}
-		return nil
-	}
-	return fsutil.RemoveTree(tmp) // the machine's previous layer
+	return nil
 }
 
 // Snapshots lists the machine's snapshots, oldest first.
@@ -237,17 +245,17 @@ func (p *Provider) DeleteSnapshot(ctx context.Context, name, snap string) error 
 	if err := os.Rename(dir, tmp); err != nil {
 		return fmt.Errorf("delete snapshot %q of %q: %w", snap, name, err)
 	}
-	if err := fsutil.RemoveTree(tmp); err != nil {
+	if err := removeTree(tmp); err != nil {
 		return fmt.Errorf("delete snapshot %q of %q: %w", snap, name, err)
 	}
 	return nil
 }
 
-// ExportRootfs mounts an overlay of the machine's upper layer over its box
-// (both read-only lower layers) with a scratch upper layer on top, at
-// export/merged in the machine's folder, and calls fn with that path. The
-// scratch layer takes fn's changes and is deleted afterwards; the machine's
-// own layer is never written.
+// ExportRootfs shows the machine's whole filesystem in export/ of its
+// folder and calls fn with it (overlay: its upper layer over its box, both
+// read-only, with a scratch layer on top; btrfs: a writable snapshot of
+// its subvolume). What fn changes is deleted afterwards; the machine's own
+// filesystem is never written.
 func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs string) error) error {
 	if !p.exists(name) {
 		return fmt.Errorf("container %q does not exist", name)
@@ -263,10 +271,14 @@ func (p *Provider) ExportRootfs(ctx context.Context, name string, fn func(rootfs
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(layer.Box); err != nil || !fi.IsDir() {
+	store, err := p.storeOf(layer)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(layer.Box); store.name() == StoreOverlay && (err != nil || !fi.IsDir()) {
 		return fmt.Errorf("container %q: its box rootfs %s is missing (was the box removed with --force?)", name, layer.Box)
 	}
-	return p.withOverlay(filepath.Join(p.dir(name), "export"), []string{p.upper(name), layer.Box}, "", layer.user(), fn)
+	return store.export(ctx, p.dir(name), layer, fn)
 }
 
 // configLower reads the box's rootfs (the overlay's lower layer) from the
@@ -284,7 +296,7 @@ func (p *Provider) configLower(name string) (string, error) {
 	// liblxc gives the path without its "overlay:" type; the file has it.
 	rest := strings.TrimPrefix(strings.TrimSpace(v[0]), "overlay:")
 	lower, upper, ok := strings.Cut(rest, ":")
-	if !ok || upper != p.upper(name) {
+	if !ok || upper != upperOf(p.dir(name)) {
 		return "", fmt.Errorf("container %q: lxc.rootfs.path %q is not den's overlay of a box", name, v[0])
 	}
 	return lower, nil

@@ -70,9 +70,21 @@ const (
 type layerState struct {
 	Box    string `json:"box"`
 	Xattrs string `json:"xattrs"`
+	// Store is the machine's store ("" for the overlay store, which
+	// machines had before den had others).
+	Store string `json:"store,omitempty"`
 }
 
+// user reports whether the machine runs unprivileged (for an overlay:
+// its metadata is in user.overlay.* attributes).
 func (l layerState) user() bool { return l.Xattrs == xattrsUser }
+
+func (l layerState) store() string {
+	if l.Store == "" {
+		return StoreOverlay
+	}
+	return l.Store
+}
 
 // readLayer reads the machine's layer.json, or derives it from the config
 // of a machine made before den wrote one.
@@ -86,7 +98,7 @@ func (p *Provider) readLayer(name string) (layerState, error) {
 		return layerState{}, err
 	}
 	var l layerState
-	if err := json.Unmarshal(b, &l); err != nil || (l.Xattrs != xattrsUser && l.Xattrs != xattrsTrusted) || !filepath.IsAbs(l.Box) {
+	if err := json.Unmarshal(b, &l); err != nil || (l.Xattrs != xattrsUser && l.Xattrs != xattrsTrusted) || !filepath.IsAbs(l.Box) || (l.Store != "" && l.Store != StoreOverlay && l.Store != StoreBtrfs) {
 		return layerState{}, fmt.Errorf("container %q: %s is damaged (%q)", name, filepath.Join(p.dir(name), layerFile), b)
 	}
 	return l, nil
@@ -101,28 +113,23 @@ func writeLayer(dir string, l layerState) error {
 }
 
 // unprivilege converts the stopped machine's layer and every snapshot's
-// (all written by a privileged overlay) for an unprivileged overlay:
-// trusted.overlay.* attributes become user.overlay.* (idmap.ConvertUpper).
-// The ids on disk stay. layer.json records it last, so a conversion cut
-// short runs again, whole, at the next start.
-func (p *Provider) unprivilege(name string, l layerState) (layerState, error) {
-	layers := []string{p.upper(name)}
+// (all written by a privileged machine) for an unprivileged one (the
+// store's unprivilege: an overlay's trusted.overlay.* attributes become
+// user.overlay.*). The ids on disk stay. layer.json records it last, so a
+// conversion cut short runs again, whole, at the next start.
+func (p *Provider) unprivilege(name string, st store, l layerState) (layerState, error) {
+	var snaps []string
 	entries, err := os.ReadDir(p.snapshots(name))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return l, err
 	}
 	for _, e := range entries {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			d := filepath.Join(p.snapshot(name, e.Name()), "delta0")
-			if _, err := os.Lstat(d); err == nil {
-				layers = append(layers, d)
-			}
+			snaps = append(snaps, p.snapshot(name, e.Name()))
 		}
 	}
-	for _, d := range layers {
-		if _, err := idmap.ConvertUpper(d); err != nil {
-			return l, fmt.Errorf("convert machine %q to run unprivileged: %w", name, err)
-		}
+	if err := st.unprivilege(p.dir(name), snaps); err != nil {
+		return l, fmt.Errorf("convert machine %q to run unprivileged: %w", name, err)
 	}
 	l.Xattrs = xattrsUser
 	return l, writeLayer(p.dir(name), l)
@@ -285,7 +292,7 @@ func (p *Provider) planFolders(spec *provider.Spec) []folderMount {
 
 // mountLayers makes the host-side mounts an unprivileged machine starts
 // from (see the top of this file). On failure it unmounts what it made.
-func (p *Provider) mountLayers(spec *provider.Spec) (err error) {
+func (p *Provider) mountLayers(spec *provider.Spec, st store) (err error) {
 	name, base := spec.Name, spec.IDBase
 	dir := p.mountDir(name)
 	if err := os.MkdirAll(MountRoot, 0o711); err != nil {
@@ -312,15 +319,16 @@ func (p *Provider) mountLayers(spec *provider.Spec) (err error) {
 		return err
 	}
 	defer ns.Close()
-	for _, l := range []struct {
-		src, at string
-		ro      bool
-	}{{spec.Rootfs, "box", true}, {p.dir(name), "machine", false}} {
+	for _, l := range st.layers(p.dir(name), spec.Rootfs) {
 		target := filepath.Join(dir, l.at)
 		if err := os.Mkdir(target, 0o700); err != nil {
 			return err
 		}
-		if err := idmap.Mount(l.src, target, ns, l.ro); err != nil {
+		mount := func() error { return idmap.Mount(l.src, target, ns, l.ro) }
+		if l.rootfs {
+			mount = func() error { return idmap.MountRootfs(l.src, target, ns) }
+		}
+		if err := mount(); err != nil {
 			return err
 		}
 	}

@@ -35,7 +35,7 @@ func TestPlanAndConfigUnprivileged(t *testing.T) {
 			t.Errorf("mount %d (%s) planned at %s in %d, want %s in %d", i, plan[i].Target, plan[i].dir, plan[i].parent, w.dir, w.parent)
 		}
 	}
-	kv, err := p.config(spec)
+	kv, err := p.config(spec, overlayStore{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestPlanAndConfigUnprivileged(t *testing.T) {
 	// Privileged: the folders as LXC bind mounts, no id map, and nesting
 	// keeps common.conf's cgroup mounts.
 	spec.IDBase = 0
-	kv, err = p.config(spec)
+	kv, err = p.config(spec, overlayStore{})
 	if err != nil {
 		t.Fatal(err)
 	}

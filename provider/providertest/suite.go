@@ -57,6 +57,9 @@ func Run(t *testing.T, h Harness) {
 	if _, ok := h.Provider.(provider.Snapshotter); ok {
 		t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, h) })
 	}
+	if _, ok := h.Provider.(provider.Networker); ok {
+		t.Run("Networks", func(t *testing.T) { testNetworks(t, h) })
+	}
 }
 
 func ctx(t *testing.T) context.Context {
