@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+
+	"github.com/den-dev/den/internal/testenv"
 )
 
 func TestKnownBuild(t *testing.T) {
@@ -461,7 +463,7 @@ func TestBuildRootfs(t *testing.T) {
 	case os.Getenv("CI") == "true":
 		t.Fatal("CI must check a built box: set DEN_TEST_BOX (scripts/test.sh does) and run as root, or DEN_TEST_BUILD=1")
 	default:
-		t.Skip("set DEN_TEST_BOX to a box built by 'den box build' (scripts/test.sh does), or DEN_TEST_BUILD=1 to run debootstrap")
+		testenv.Skip(t, "set DEN_TEST_BOX to a box built by 'den box build' (scripts/test.sh does), or DEN_TEST_BUILD=1 to run debootstrap")
 	}
 	opts, _ = buildDefaults(opts)
 	checkRootfs(t, dir, opts)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -251,7 +252,7 @@ func TestBadNames(t *testing.T) {
 
 func TestWriteBoxFileRoundTrip(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("owners and device nodes need root")
+		testenv.Skip(t, "owners and device nodes need root")
 	}
 	s := NewStore(t.TempDir())
 	b, err := addFile(t, s, "a/b", "good.box", AddOptions{})

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -259,10 +260,10 @@ func TestVagrantLXCBoxLayout(t *testing.T) {
 // with the packed tree: every owner, mode, link and capability survives.
 func TestVagrantLXCTemplateUnpack(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("unpacking owners and device nodes needs root, as vagrant-lxc's template runs")
+		testenv.Skip(t, "unpacking owners and device nodes needs root, as vagrant-lxc's template runs")
 	}
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no tar")
+		testenv.Skip(t, "no tar")
 	}
 	rootfs := vagrantRootfs(t)
 	out := writeVagrantBox(t, rootfs)
@@ -389,7 +390,7 @@ func prepare(t *testing.T, dir string) ([]string, error) {
 
 func TestPrepareVagrantLXC(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("giving files to the vagrant user needs root")
+		testenv.Skip(t, "giving files to the vagrant user needs root")
 	}
 	dir := guestTree(t, true, "")
 	done, err := prepare(t, dir)
@@ -467,7 +468,7 @@ func TestPrepareVagrantLXC(t *testing.T) {
 
 func TestPrepareVagrantLXCExistingUserNoSystemd(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("giving files to the vagrant user needs root")
+		testenv.Skip(t, "giving files to the vagrant user needs root")
 	}
 	dir := guestTree(t, false, "vagrant:x:1005:1005::/home/vagrant:/bin/bash\n")
 	ssh := filepath.Join(dir, "home/vagrant/.ssh")
@@ -491,7 +492,7 @@ func TestPrepareVagrantLXCExistingUserNoSystemd(t *testing.T) {
 
 func TestPrepareVagrantLXCRefusesSymlinkedSSH(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skip(t, "needs root")
 	}
 	dir := guestTree(t, true, "vagrant:x:1005:1005::/home/vagrant:/bin/bash\n")
 	os.MkdirAll(filepath.Join(dir, "root/.ssh"), 0o700)

@@ -296,5 +296,5 @@ fi # main
 # machines (cmd/den's TestE2EServeBench; it makes and removes a user).
 if section main; then
 printf '\nden serve, medians of %s rounds\n\n' "$rounds"
-DEN_TEST_BOX=$boxfile DEN_BENCH=1 DEN_BENCH_ROUNDS=$rounds go test -count=1 -timeout 30m -run '^TestE2EServeBench$' -v ./cmd/den | sed -n 's/.*BENCH //p'
+DEN_TEST_BOX=$boxfile DEN_BENCH_ROUNDS=$rounds go test -tags denbench -count=1 -timeout 30m -run '^TestE2EServeBench$' -v ./cmd/den | sed -n 's/.*BENCH //p'
 fi

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +61,7 @@ func outside(t *testing.T) (netip.Addr, int, <-chan string) {
 		}
 	}
 	if out, _ := exec.Command("ip", "route", "get", nsAddr.String()).CombinedOutput(); !strings.Contains(string(out), "via") {
-		t.Skipf("198.51.100.248/30 is a network of this host already: %s", out)
+		testenv.Skip(t, fmt.Sprintf("198.51.100.248/30 is a network of this host already: %s", out))
 	}
 	sh("ip", "netns", "add", ns)
 	t.Cleanup(func() {
@@ -186,7 +187,7 @@ func TestE2EProjectNetworks(t *testing.T) {
 	// A fixed address in a subnet the host does not have.
 	fixed := "10.199.77.10"
 	if out, _ := exec.Command("ip", "route", "get", fixed).CombinedOutput(); !strings.Contains(string(out), "via") {
-		t.Skipf("10.199.77.0/24 is a network of this host: %s", out)
+		testenv.Skip(t, fmt.Sprintf("10.199.77.0/24 is a network of this host: %s", out))
 	}
 	a := newProject(t, "neta", `box = "debian/bookworm"
 network = "project"

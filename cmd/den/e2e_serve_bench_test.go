@@ -1,3 +1,5 @@
+//go:build denbench
+
 package main
 
 import (
@@ -10,13 +12,11 @@ import (
 )
 
 // TestE2EServeBench prints den serve's figures for scripts/bench.sh (it
-// runs only with DEN_BENCH=1): the round trip of GET machine state on the
+// is built only with -tags denbench, so the test suite neither runs nor
+// skips it): the round trip of GET machine state on the
 // socket, and `den up` of a new machine run by a user through the server
 // against root's den up, medians of DEN_BENCH_ROUNDS rounds (default 5).
 func TestE2EServeBench(t *testing.T) {
-	if os.Getenv("DEN_BENCH") != "1" {
-		t.Skip("a benchmark: DEN_BENCH=1 runs it (scripts/bench.sh)")
-	}
 	w := newServeWorld(t)
 	rounds := 5
 	if n := os.Getenv("DEN_BENCH_ROUNDS"); n != "" {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // TestCLIInitFrom: den init --from Vagrantfile writes a den.hcl that
@@ -16,7 +18,7 @@ func TestCLIInitFrom(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ruby is not installed (apt-get install ruby); CI must run this test")
 		}
-		t.Skip("ruby is not installed (apt-get install ruby)")
+		testenv.Skip(t, "ruby is not installed (apt-get install ruby)")
 	}
 	dir := projectDir(t, "")
 	vf := "Vagrant.configure(\"2\") do |config|\n  config.vm.box = \"debian/bookworm64\"\n  config.vm.box_check_update = false\n  config.vm.provider \"virtualbox\" do |vb|\n    vb.memory = 1024\n  end\nend\n"

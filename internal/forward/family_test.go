@@ -2,10 +2,13 @@ package forward
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // TestListenFamilies checks that a rule listens on its address family
@@ -14,7 +17,7 @@ import (
 // for IPv4 on every IPv6 address of the host too.
 func TestListenFamilies(t *testing.T) {
 	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
-		t.Skipf("no IPv6 on this host: %v", err)
+		testenv.Skip(t, fmt.Sprintf("no IPv6 on this host: %v", err))
 	} else {
 		c.Close()
 	}

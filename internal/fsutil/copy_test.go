@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +27,7 @@ func needRoot(t *testing.T) {
 	if os.Getenv("CI") == "true" {
 		t.Fatal("needs root; CI=true does not allow skipping")
 	}
-	t.Skip("needs root")
+	testenv.Skip(t, "needs root")
 }
 
 // describe lists every entry below dir with all that CopyTree must keep:
@@ -265,7 +266,7 @@ func mountOverlay(t *testing.T, lower, upper, work, merged string) {
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
-		t.Skipf("cannot mount an overlay here: %v", err)
+		testenv.Skip(t, fmt.Sprintf("cannot mount an overlay here: %v", err))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,7 @@ func TestRemoveTreeNeverFollowsSymlinks(t *testing.T) {
 
 func TestRemoveTreeRefusesMounts(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to bind-mount")
+		testenv.Skip(t, "needs root to bind-mount")
 	}
 	base := t.TempDir()
 	project := filepath.Join(base, "project")

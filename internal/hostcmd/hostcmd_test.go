@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // buffer is a bytes.Buffer safe for the copying goroutine and the test.
@@ -147,11 +149,11 @@ func TestRunCancelEndsTheGroup(t *testing.T) {
 // user's ids and groups and a clean environment.
 func TestRunAsAnotherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to change credentials")
+		testenv.Skip(t, "needs root to change credentials")
 	}
 	nobody, err := Lookup(65534, 65534)
 	if err != nil {
-		t.Skipf("no account with uid 65534: %v", err)
+		testenv.Skip(t, fmt.Sprintf("no account with uid 65534: %v", err))
 	}
 	t.Setenv("DEN_SECRET_TEST_VAR", "leak")
 	t.Setenv("LANG", "C.UTF-8")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/lock"
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // needBoot skips (or fails under CI) unless this test can boot a real
@@ -45,7 +46,7 @@ func needBoot(t testing.TB) string {
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("cannot boot a container in CI: %s", reason)
 	}
-	t.Skip(reason)
+	testenv.Skip(t, reason)
 	return ""
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,7 +43,7 @@ func needRoot(t testing.TB) {
 	if os.Getenv("CI") == "true" {
 		t.Fatal("needs root; CI=true does not allow skipping")
 	}
-	t.Skip("needs root")
+	testenv.Skip(t, "needs root")
 }
 
 // testBase is a host id far from any range a real machine of this host

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/den-dev/den/internal/testenv"
 	"github.com/den-dev/den/provider"
 )
 
@@ -98,7 +99,7 @@ func machineRootfs(t *testing.T) string {
 
 func TestPackageScrub(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	dir := machineRootfs(t)
 	root, err := os.OpenRoot(dir)
@@ -139,7 +140,7 @@ func TestPackageScrub(t *testing.T) {
 
 func TestPackageScrubStaysInsideRootfs(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	dir := machineRootfs(t)
 	outside := t.TempDir()
@@ -164,7 +165,7 @@ func TestPackageScrubStaysInsideRootfs(t *testing.T) {
 
 func TestPackageScrubUnknownUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	root, err := os.OpenRoot(machineRootfs(t))
 	if err != nil {

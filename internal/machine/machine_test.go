@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/den-dev/den/internal/testenv"
 	"github.com/den-dev/den/provider"
 )
 
@@ -49,7 +50,7 @@ func fakeRootfs(t *testing.T) string {
 
 func TestPrepareGuest(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	dir := fakeRootfs(t)
 	root, err := os.OpenRoot(dir)
@@ -112,7 +113,7 @@ func TestPrepareGuest(t *testing.T) {
 
 func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	dir := fakeRootfs(t)
 	root, err := os.OpenRoot(dir)
@@ -131,7 +132,7 @@ func TestPrepareGuestKeepsIdsForRootOwner(t *testing.T) {
 
 func TestPrepareGuestMissingUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	dir := fakeRootfs(t)
 	root, err := os.OpenRoot(dir)
@@ -183,7 +184,7 @@ func TestContainerName(t *testing.T) {
 // den's write elsewhere.
 func TestPrepareGuestVagrantBox(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	const insecure = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr vagrant insecure public key\n"
 	for _, tc := range []struct {

@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // TestChownState gives .den/ to the project's owner, leaving alone what
 // is not den's: a symlink's target and a file hard-linked from elsewhere.
 func TestChownState(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Skip(t, "chown needs root")
 	}
 	dir := t.TempDir()
 	proj := filepath.Join(dir, "app")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/den-dev/den/api"
 	"github.com/den-dev/den/client"
+	"github.com/den-dev/den/internal/testenv"
 )
 
 // TestOtherUsers acts as two users who are not root: each may use only a
@@ -17,7 +18,7 @@ import (
 // run a den.hcl that reaches beyond what they could reach themselves.
 func TestOtherUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("the test chowns a project folder to another user: needs root")
+		testenv.Skip(t, "the test chowns a project folder to another user: needs root")
 	}
 	ts := newTestServer(t, Config{})
 	for d := ts.dir; d != "/"; d = filepath.Dir(d) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/testenv"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -43,7 +44,7 @@ func requireOpenSSH(t *testing.T) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg + "; CI=true does not allow skipping")
 		}
-		t.Skip(msg)
+		testenv.Skip(t, msg)
 	}
 	return sshPath
 }

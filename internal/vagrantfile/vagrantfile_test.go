@@ -18,6 +18,7 @@ import (
 
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/vagrantfile")
@@ -30,7 +31,7 @@ func needRuby(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ruby is not installed (apt-get install ruby); CI must run these tests")
 		}
-		t.Skip("ruby is not installed (apt-get install ruby)")
+		testenv.Skip(t, "ruby is not installed (apt-get install ruby)")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	golxc "github.com/lxc/go-lxc"
 
+	"github.com/den-dev/den/internal/testenv"
 	"github.com/den-dev/den/provider"
 )
 
@@ -299,7 +300,7 @@ func rootProvider(t *testing.T) (p *Provider, base string) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("needs root; CI=true does not allow skipping")
 		}
-		t.Skip("needs root (LXC reads the container config as root)")
+		testenv.Skip(t, "needs root (LXC reads the container config as root)")
 	}
 	base = t.TempDir()
 	p, err := New(filepath.Join(base, "machines"))
