@@ -95,10 +95,11 @@ type Status struct {
 	Provider  string `json:"provider"`
 }
 
-// machineProvider returns the provider of m: the one its record names,
-// else the default.
-func (e *Env) machineProvider(rec *Record) (provider.Provider, error) {
-	name := ""
+// machineProvider returns the provider of m: the one its record names
+// once it is created (or reserved), else the one its den.hcl names, else
+// the default.
+func (e *Env) machineProvider(m *Machine, rec *Record) (provider.Provider, error) {
+	name := m.Config.Provider
 	if rec != nil {
 		name = rec.Provider
 	}
@@ -112,7 +113,7 @@ func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.Provid
 	if err != nil {
 		return nil, nil, provider.Unknown, err
 	}
-	prov, err := e.machineProvider(rec)
+	prov, err := e.machineProvider(m, rec)
 	if err != nil {
 		return nil, nil, provider.Unknown, err
 	}
@@ -268,7 +269,7 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	if reserved != nil && reserved.Bridge == rec.Bridge {
 		prefer = reserved.Address
 	}
-	if err := e.assignAddress(ctx, rec, prov, prefer); err != nil {
+	if err := e.assignAddress(ctx, rec, prov, prefer, m.Config.Engine()); err != nil {
 		return nil, err
 	}
 	// Keys: the machine's client key and host key, written before the record
@@ -360,7 +361,7 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 	if rec != nil && rec.Address != "" && rec.Bridge == c.Bridge {
 		return nil
 	}
-	prov, err := e.machineProvider(rec)
+	prov, err := e.machineProvider(m, rec)
 	if err != nil {
 		return err
 	}
@@ -368,7 +369,7 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 		return nil
 	}
 	rec = &Record{Container: m.Container(), Provider: providerField(e, prov), Project: m.Project.Dir, Machine: c.Name, Bridge: c.Bridge, Box: c.Box, Created: time.Now().UTC()}
-	if err := e.assignAddress(ctx, rec, prov, ""); err != nil {
+	if err := e.assignAddress(ctx, rec, prov, "", m.Config.Engine()); err != nil {
 		return err
 	}
 	return writeJSON(m.State.Record(), rec, 0o600)
@@ -401,7 +402,7 @@ func uniq(a, b string) []string {
 // that allocates them, keeping prefer when it is still free, and records
 // it in the index at once. Allocation is one at a time on the whole host,
 // across den homes.
-func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Provider, prefer string) error {
+func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Provider, prefer string, engine any) error {
 	alloc, ok := prov.(provider.Addresser)
 	if !ok {
 		return nil
@@ -417,7 +418,8 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Prov
 	}
 	defer ix.Close()
 	pfx, _ := netip.ParsePrefix(prefer)
-	n, err := alloc.AllocateAddress(ctx, rec.Bridge, rec.Container, pfx, ix.takenAddresses(rec.Container))
+	spec := &provider.Spec{Name: rec.Container, Network: provider.Network{Bridge: rec.Bridge}, Engine: engine}
+	n, err := alloc.AllocateAddress(ctx, spec, pfx, ix.takenAddresses(rec.Container))
 	if err != nil {
 		return err
 	}
@@ -530,7 +532,7 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	}
 	// Keep the address unless someone else took it while the machine was off.
 	old := rec.Address
-	if err := e.assignAddress(ctx, rec, prov, old); err != nil {
+	if err := e.assignAddress(ctx, rec, prov, old, m.Config.Engine()); err != nil {
 		return nil, err
 	}
 	if rec.Address != old {
@@ -717,7 +719,7 @@ func (e *Env) destroy(ctx context.Context, m *Machine) error {
 	if err != nil {
 		return err
 	}
-	prov, err := e.machineProvider(rec)
+	prov, err := e.machineProvider(m, rec)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,10 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"testing"
+	"time"
 )
 
 // Reason says why end-to-end tests cannot run here, or "".
@@ -34,6 +36,33 @@ func Skip(t testing.TB, why string) {
 func Box(t testing.TB) string {
 	t.Helper()
 	if why := Reason(); why != "" {
+		Skip(t, why)
+	}
+	return os.Getenv("DEN_TEST_BOX")
+}
+
+// LXDSocket is where this host's LXD answers (scripts/lxd-setup.sh
+// starts it).
+const LXDSocket = "/var/lib/lxd/unix.socket"
+
+// LXDReason says why LXD tests cannot run here, or "".
+func LXDReason() string {
+	if why := Reason(); why != "" {
+		return why
+	}
+	c, err := net.DialTimeout("unix", LXDSocket, time.Second)
+	if err != nil {
+		return "this host's LXD does not answer on " + LXDSocket + " (run scripts/lxd-setup.sh)"
+	}
+	c.Close()
+	return ""
+}
+
+// LXD returns the test box file, or skips t (fails it in CI) when LXD
+// tests cannot run: they need what Box needs and this host's LXD.
+func LXD(t testing.TB) string {
+	t.Helper()
+	if why := LXDReason(); why != "" {
 		Skip(t, why)
 	}
 	return os.Getenv("DEN_TEST_BOX")

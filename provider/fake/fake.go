@@ -276,7 +276,8 @@ func (p *Provider) Unfreeze(ctx context.Context, name string) error {
 }
 
 // AllocateAddress hands out the highest free address of Subnet.
-func (p *Provider) AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
+func (p *Provider) AllocateAddress(ctx context.Context, spec *provider.Spec, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
+	network := spec.Network.Bridge
 	gw := p.Subnet.Masked().Addr().Next()
 	free := func(a netip.Addr) bool { return p.Subnet.Contains(a) && a != gw && !slices.Contains(taken, a) }
 	n := provider.Network{Bridge: network, Gateway: gw}

@@ -1,0 +1,64 @@
+package lxd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/den-dev/den/box"
+	"github.com/den-dev/den/internal/config"
+	"github.com/den-dev/den/internal/fsutil"
+	"github.com/den-dev/den/internal/testenv"
+	"github.com/den-dev/den/provider"
+	"github.com/den-dev/den/provider/providertest"
+)
+
+// testHome makes a DEN_HOME with the test box in it, removed at the end.
+func testHome(t *testing.T) (string, *box.Box) {
+	t.Helper()
+	boxFile := testenv.LXD(t)
+	home, err := os.MkdirTemp("/var/tmp", "den-lxd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fsutil.RemoveTree(home); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	f, err := os.Open(boxFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := box.NewStore(home).Add(context.Background(), "test/box", f, box.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return home, b
+}
+
+// harness is the conformance suite's harness for machines that x places.
+func harness(t *testing.T, p *Provider, b *box.Box, x *config.LXD) providertest.Harness {
+	var n atomic.Int32
+	prefix := fmt.Sprintf("den-conf-%d", time.Now().UnixNano()%100000)
+	return providertest.Harness{
+		Provider: p,
+		Name:     func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
+		Spec: func(t *testing.T, name string) *provider.Spec {
+			// No den network: the suite checks the contract, and eth0
+			// takes the profile's network (DHCP).
+			return &provider.Spec{Name: name, Rootfs: b.Rootfs(), Box: b.Name, BoxVersion: b.Version, Hostname: "conformance", Memory: 256 << 20, CPUs: 1, Engine: x}
+		},
+	}
+}
+
+// TestConformanceLocal runs the provider contract's suite against this
+// host's LXD through its unix socket.
+func TestConformanceLocal(t *testing.T) {
+	home, b := testHome(t)
+	providertest.Run(t, harness(t, New(home), b, nil))
+}
