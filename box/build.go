@@ -55,6 +55,9 @@ var buildPackages = []string{
 	// nc: a listener or client in one command, for quick checks of
 	// forwarded ports and services (den's own tests use it).
 	"netcat-openbsd",
+	// rsync: the receiving end of type = "rsync" synced folders (a
+	// remote LXD server cannot mount the project folder).
+	"rsync",
 }
 
 // buildMasks are systemd units linked to /dev/null: useless or harmful in a
