@@ -21,6 +21,7 @@ import (
 	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
 	lxcprovider "github.com/den-dev/den/provider/lxc"
+	lxdprovider "github.com/den-dev/den/provider/lxd"
 	"github.com/den-dev/den/provision"
 )
 
@@ -64,10 +65,15 @@ func newApp() *cli.App {
 			destroyCommand,
 			snapshotCommand,
 			packageCommand,
+			rsyncCommand,
+			rsyncAutoCommand,
+			remoteCommand,
 			boxCommand,
 			hostCommand,
 			versionCommand,
 			forwardCommand,
+			sshProxyCommand,
+			rshCommand,
 		},
 	}
 	for _, c := range app.Commands {
@@ -176,14 +182,17 @@ func loadProject() (*config.Project, error) {
 	return config.Load(path)
 }
 
-// newEnv wires den's home, its providers and the terminal UI.
+// newEnv wires den's home, its providers (lxc, the default, and lxd,
+// which connects to a server only when a machine uses one) and the
+// terminal UI.
 func newEnv() (*machine.Env, error) {
 	home := layout.DefaultHome()
 	p, err := lxcprovider.New(home.Machines())
 	if err != nil {
 		return nil, err
 	}
-	return machine.NewEnv(machine.Options{Home: home, Providers: []provider.Provider{p}, UI: ui.New()}), nil
+	providers := []provider.Provider{p, lxdprovider.New(home.Path())}
+	return machine.NewEnv(machine.Options{Home: home, Providers: providers, UI: ui.New()}), nil
 }
 
 // projectMachines loads den.hcl, picks the machines the arguments name

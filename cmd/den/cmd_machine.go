@@ -114,7 +114,11 @@ var statusCommand = &cli.Command{
 		fmt.Println()
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		for _, s := range all {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.State, s.Address)
+			where := s.Provider
+			if s.Location != "" {
+				where += " (" + s.Location + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.State, where, s.Address)
 		}
 		return tw.Flush()
 	},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/sshx"
+	"github.com/den-dev/den/internal/ui"
 )
 
 var sshCommand = &cli.Command{
@@ -54,45 +55,78 @@ var sshConfigCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, err := selectMachines(cliCtx.Args().Slice())
+		ms, env, err := projectMachines(cliCtx)
 		if err != nil {
 			return err
 		}
 		if cliCtx.String("host") != "" && len(ms) != 1 {
 			return usageError{fmt.Errorf("--host names one machine; this selects %d", len(ms))}
 		}
-		printed := 0
-		for _, m := range ms {
-			rec, err := m.Record()
-			if err != nil {
-				return err
-			}
-			if rec == nil {
-				continue
-			}
-			alias := machine.SSHAlias(m)
-			if h := cliCtx.String("host"); h != "" {
-				alias = h
-			}
-			if printed > 0 {
+		entries, err := env.SSHConfig(cliCtx.Context, ms, cliCtx.String("host"))
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return fmt.Errorf("no machine of this project is created: run 'den up' first")
+		}
+		for i, e := range entries {
+			if i > 0 {
 				fmt.Println()
 			}
-			err = sshx.WriteConfig(os.Stdout, sshx.ConfigEntry{
-				Host:           alias,
-				HostName:       rec.IP(),
-				Port:           22,
-				User:           rec.User,
-				IdentityFile:   m.State.Key(),
-				KnownHostsFile: m.State.KnownHosts(),
-				HostKeyAlias:   machine.SSHAlias(m),
-			})
-			if err != nil {
+			if err := sshx.WriteConfig(os.Stdout, e); err != nil {
 				return err
 			}
-			printed++
 		}
-		if printed == 0 {
-			return fmt.Errorf("no machine of this project is created: run 'den up' first")
+		return nil
+	},
+}
+
+// sshProxyCommand is what 'den ssh-config' puts in ProxyCommand for a
+// machine den reaches through its provider (hidden: OpenSSH runs it).
+var sshProxyCommand = &cli.Command{
+	Name:      machine.ProxyCommand,
+	Hidden:    true,
+	Usage:     "carry an ssh connection to a machine over stdin and stdout (OpenSSH's ProxyCommand)",
+	ArgsUsage: "MACHINE",
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 1, 1); err != nil {
+			return err
+		}
+		m, env, err := projectMachine(cliCtx)
+		if err != nil {
+			return err
+		}
+		return env.WithReporter(ui.Discard).ProxySSH(cliCtx.Context, m, os.Stdin, os.Stdout)
+	},
+}
+
+// rshCommand is rsync's remote shell for rsync synced folders (hidden: den
+// runs rsync with it): it runs the command in the machine over den's
+// pinned connection.
+var rshCommand = &cli.Command{
+	Name:            machine.RshCommand,
+	Hidden:          true,
+	Usage:           "run a command in a machine for rsync",
+	ArgsUsage:       "MACHINE COMMAND...",
+	SkipFlagParsing: true,
+	Action: func(cliCtx *cli.Context) error {
+		args := cliCtx.Args().Slice()
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:] // den's rsync passes it, so no word of rsync's is read as a flag
+		}
+		if len(args) < 2 {
+			return usageError{fmt.Errorf("%s: wrong number of arguments (usage: den %s MACHINE COMMAND...)", machine.RshCommand, machine.RshCommand)}
+		}
+		m, env, err := machineNamed(args[0])
+		if err != nil {
+			return err
+		}
+		status, err := env.WithReporter(ui.Discard).Rsh(cliCtx.Context, m, args[1:], os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			return err
+		}
+		if status != 0 {
+			return exitStatus(status)
 		}
 		return nil
 	},

@@ -93,6 +93,9 @@ type Status struct {
 	Container string `json:"container,omitempty"`
 	Box       string `json:"box"`
 	Provider  string `json:"provider"`
+	// Location is where the machine runs when its engine has several
+	// places: an LXD remote, and the cluster member ("ci/node2").
+	Location string `json:"location,omitempty"`
 }
 
 // machineProvider returns the provider of m: the one its record names
@@ -148,6 +151,12 @@ func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 	if rec.Box != "" {
 		s.Box = rec.Box
 	}
+	if st != provider.NotCreated && st != provider.Unknown && prov.Name() != e.fallback {
+		// Engines with several places say which (LXD: remote and member).
+		if info, err := prov.Inspect(ctx, rec.Container); err == nil {
+			s.Location = info.Location
+		}
+	}
 	return s, nil
 }
 
@@ -174,7 +183,7 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 	switch state {
 	case provider.Running:
 		e.UI.Say(name, "Machine is already running.")
-		if err := e.startForwards(m, rec, true); err != nil {
+		if err := e.startForwards(ctx, m, rec, prov, true); err != nil {
 			return err
 		}
 		if opts.Provision == ProvisionAuto && len(opts.With) == 0 && !hasAlways(m.Config.Provisions) {
@@ -196,6 +205,12 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		}
 	}
 	defer client.Close()
+	if state != provider.Running {
+		// rsync folders are copied at up and reload, as in Vagrant.
+		if err := e.rsyncFolders(ctx, m, client); err != nil {
+			return err
+		}
+	}
 	if len(m.Config.Provisions) == 0 && len(opts.With) == 0 {
 		return nil
 	}
@@ -266,7 +281,7 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 		Created:    time.Now().UTC(),
 	}
 	prefer := ""
-	if reserved != nil && reserved.Bridge == rec.Bridge {
+	if reserved != nil && sameBridge(reserved.Bridge, rec.Bridge) {
 		prefer = reserved.Address
 	}
 	if err := e.assignAddress(ctx, rec, prov, prefer, m.Config.Engine()); err != nil {
@@ -358,7 +373,7 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 		return err
 	}
 	c := m.Config
-	if rec != nil && rec.Address != "" && rec.Bridge == c.Bridge {
+	if rec != nil && rec.Address != "" && sameBridge(rec.Bridge, c.Bridge) {
 		return nil
 	}
 	prov, err := e.machineProvider(m, rec)
@@ -374,6 +389,11 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 	}
 	return writeJSON(m.State.Record(), rec, 0o600)
 }
+
+// sameBridge reports whether a record's bridge is the one den.hcl asks
+// for: want "" leaves the choice to the provider (LXD: the profiles'
+// network), which the record then holds.
+func sameBridge(have, want string) bool { return want == "" || have == want }
 
 // peers lists the project's other machines with their addresses.
 func (e *Env) peers(m *Machine) []peer {
@@ -424,6 +444,9 @@ func (e *Env) assignAddress(ctx context.Context, rec *Record, prov provider.Prov
 		return err
 	}
 	rec.Address, rec.Gateway, rec.MAC = n.Address.String(), n.Gateway.String(), n.MAC
+	if rec.Bridge == "" {
+		rec.Bridge = n.Bridge // the provider chose (LXD: the profiles' network)
+	}
 	return ix.Put(rec.indexEntry())
 }
 
@@ -475,16 +498,24 @@ func (e *Env) spec(m *Machine, b *box.Box, rec *Record) (*provider.Spec, error) 
 	for _, kv := range m.Config.LXCConfig {
 		raw = append(raw, [2]string{kv.Key, kv.Value})
 	}
+	var forwards []provider.Forward
+	for _, f := range m.Config.Forwards {
+		forwards = append(forwards, provider.Forward{Protocol: f.Protocol, HostIP: f.HostIP, HostPort: f.Host, GuestPort: f.Guest})
+	}
 	return &provider.Spec{
-		Name:      rec.Container,
-		Rootfs:    b.Rootfs(),
-		Hostname:  m.Config.Hostname,
-		Memory:    m.Config.Memory,
-		CPUs:      m.Config.CPUs,
-		Mounts:    mounts,
-		Network:   network,
-		BoxConfig: boxCfg,
-		RawConfig: raw,
+		Name:       rec.Container,
+		Rootfs:     b.Rootfs(),
+		Box:        b.Name,
+		BoxVersion: b.Version,
+		Engine:     m.Config.Engine(),
+		Forwards:   forwards,
+		Hostname:   m.Config.Hostname,
+		Memory:     m.Config.Memory,
+		CPUs:       m.Config.CPUs,
+		Mounts:     mounts,
+		Network:    network,
+		BoxConfig:  boxCfg,
+		RawConfig:  raw,
 	}, nil
 }
 
@@ -499,6 +530,9 @@ func (e *Env) mounts(m *Machine) ([]provider.Mount, error) {
 		return nil, err
 	}
 	for _, sf := range m.Config.Synced {
+		if sf.Type == config.FolderRsync {
+			continue // a copy, made over ssh once the machine runs
+		}
 		out = append(out, provider.Mount{Source: sf.Host, Target: sf.Guest, ReadOnly: sf.ReadOnly})
 		rel, err := filepath.Rel(sf.Host, m.Project.Dir)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
@@ -527,7 +561,7 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	if err != nil {
 		return nil, errdefs.Machinef(errdefs.BoxMissing, name, "machine %q was made from box %s %s, which is no longer installed: %w", name, rec.Box, rec.BoxVersion, err)
 	}
-	if rec.Bridge != m.Config.Bridge {
+	if !sameBridge(rec.Bridge, m.Config.Bridge) {
 		rec.Bridge = m.Config.Bridge
 	}
 	// Keep the address unless someone else took it while the machine was off.
@@ -561,7 +595,7 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 			return nil, err
 		}
 	}
-	if err := e.startForwards(m, rec, false); err != nil {
+	if err := e.startForwards(ctx, m, rec, prov, false); err != nil {
 		return nil, err
 	}
 	e.UI.Say(name, "Starting machine...")

@@ -103,7 +103,11 @@ func (e *Env) save(ctx context.Context, m *Machine, rec *Record, s provider.Snap
 	if st == provider.Running {
 		how = ", the machine frozen meanwhile"
 	}
-	e.UI.Detail(name, "%s copied in %s%s", ui.Bytes(saved.Size), time.Since(start).Round(time.Millisecond), how)
+	if saved.Size > 0 {
+		e.UI.Detail(name, "%s copied in %s%s", ui.Bytes(saved.Size), time.Since(start).Round(time.Millisecond), how)
+	} else {
+		e.UI.Detail(name, "saved in %s%s", time.Since(start).Round(time.Millisecond), how)
+	}
 	e.UI.Say(name, "Snapshot saved! You can restore the snapshot at any time by\nusing 'den snapshot restore'. You can delete it using\n'den snapshot delete'.")
 	return nil
 }

@@ -17,6 +17,9 @@ type ConfigEntry struct {
 	KnownHostsFile string // Absolute path of the known_hosts file holding KnownHostsLine(HostKeyAlias, …).
 	HostKeyAlias   string // Name looked up in KnownHostsFile; empty means Host.
 	Port           int    // 0 means 22.
+	// ProxyCommand, when set, is the command (argv) OpenSSH runs to reach
+	// the machine instead of connecting to HostName.
+	ProxyCommand []string
 }
 
 // WriteConfig writes e as an ssh_config Host block that checks the pinned
@@ -62,6 +65,11 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 	if e.Port < 1 || e.Port > 65535 {
 		return fmt.Errorf("ssh-config: port %d is out of range 1-65535", e.Port)
 	}
+	for _, a := range e.ProxyCommand {
+		if strings.ContainsAny(a, "\r\n\x00") {
+			return fmt.Errorf("ssh-config: ProxyCommand argument %q contains a line break or NUL, which would inject ssh options; refusing to write it", a)
+		}
+	}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "Host %s\n", e.Host)
@@ -72,6 +80,14 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 	fmt.Fprintf(&b, "  IdentitiesOnly yes\n")
 	fmt.Fprintf(&b, "  UserKnownHostsFile \"%s\"\n", escapeTokens(e.KnownHostsFile))
 	fmt.Fprintf(&b, "  HostKeyAlias %s\n", e.HostKeyAlias)
+	if len(e.ProxyCommand) > 0 {
+		// ssh runs it with the user's shell: each word single-quoted.
+		q := make([]string, len(e.ProxyCommand))
+		for i, a := range e.ProxyCommand {
+			q[i] = "'" + strings.ReplaceAll(escapeTokens(a), "'", `'\''`) + "'"
+		}
+		fmt.Fprintf(&b, "  ProxyCommand %s\n", strings.Join(q, " "))
+	}
 	fmt.Fprintf(&b, "  StrictHostKeyChecking yes\n")
 	fmt.Fprintf(&b, "  PasswordAuthentication no\n")
 	fmt.Fprintf(&b, "  LogLevel ERROR\n")

@@ -13,6 +13,7 @@ import (
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/testenv"
 	"github.com/den-dev/den/provider"
+	"github.com/den-dev/den/provider/lxd/lxdtest"
 	"github.com/den-dev/den/provider/providertest"
 )
 
@@ -61,4 +62,35 @@ func harness(t *testing.T, p *Provider, b *box.Box, x *config.LXD) providertest.
 func TestConformanceLocal(t *testing.T) {
 	home, b := testHome(t)
 	providertest.Run(t, harness(t, New(home), b, nil))
+}
+
+// TestConformanceRemote runs the suite against the same server as a
+// remote over HTTPS on 127.0.0.1, trusted with a token.
+func TestConformanceRemote(t *testing.T) {
+	home, b := testHome(t)
+	p := New(home)
+	addSelf(t, p, "self")
+	providertest.Run(t, harness(t, p, b, &config.LXD{Remote: "self"}))
+}
+
+// addSelf adds this host's LXD as remote name over HTTPS (a token from
+// its socket) and makes it forget den's certificate when the test ends.
+func addSelf(t *testing.T, p *Provider, name string) {
+	t.Helper()
+	token, err := lxdtest.Token(lxdtest.Socket, "den-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddRemote(context.Background(), name, lxdtest.HTTPS, AddOptions{Token: token}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cert, err := os.ReadFile(p.certPath())
+		if err == nil {
+			err = lxdtest.Untrust(lxdtest.Socket, string(cert))
+		}
+		if err != nil {
+			t.Errorf("cleanup: untrust den's certificate: %v", err)
+		}
+	})
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
+	"github.com/den-dev/den/internal/host"
 	"github.com/den-dev/den/internal/lock"
 	"github.com/den-dev/den/provider"
 )
@@ -319,11 +320,14 @@ func (p *Provider) instancePut(ctx context.Context, m *machine, spec *provider.S
 		cfg["raw.idmap"] = idmap
 	}
 	if m.srv.local() {
+		// LXD's proxy connects inside the guest, to its loopback (its
+		// forkproxy does not reach the guest's own eth0 address).
+		guest := "127.0.0.1"
 		for i, f := range spec.Forwards {
-			listen := f.Protocol + ":" + net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort))
 			devices[fmt.Sprintf("den-forward-%d", i)] = map[string]string{
-				"type": "proxy", "bind": "host", "listen": listen,
-				"connect": f.Protocol + ":127.0.0.1:" + strconv.Itoa(f.GuestPort),
+				"type": "proxy", "bind": "host",
+				"listen":  f.Protocol + ":" + net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort)),
+				"connect": f.Protocol + ":" + net.JoinHostPort(guest, strconv.Itoa(f.GuestPort)),
 			}
 		}
 	}
@@ -603,7 +607,25 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 	if info.State != provider.Running {
 		return info, nil
 	}
-	out, err := p.output(ctx, m, name, []string{"sh", "-c", limitsScript})
+	// Right after a start the guest's init may still be mounting its
+	// cgroup hierarchies, and LXD pins the CPUs of limits.cpu a moment
+	// after the start: a few tries.
+	want, _ := strconv.Atoi(inst.ExpandedConfig["limits.cpu"])
+	var out string
+	for try := 0; try < 10; try++ {
+		out, err = p.output(ctx, m, name, []string{"sh", "-c", limitsScript})
+		if ctx.Err() != nil {
+			break
+		}
+		if err == nil {
+			_, cpus, _ := strings.Cut(out, "cpu ")
+			n, perr := host.ParseCPUList(strings.TrimSpace(cpus))
+			if want == 0 || (perr == nil && len(n) == want) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		return info, nil // the limits are a courtesy; the state is what counts
 	}

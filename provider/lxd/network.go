@@ -25,6 +25,15 @@ func (p *Provider) AllocateAddress(ctx context.Context, spec *provider.Spec, pre
 	if err != nil {
 		return provider.Network{}, err
 	}
+	if pl, err := p.placed(spec.Name); err != nil {
+		return provider.Network{}, err
+	} else if pl == nil {
+		// The first contact for a new machine: what den.hcl names must be
+		// there before den writes anything about the machine.
+		if err := p.checkPlacement(ctx, m, x); err != nil {
+			return provider.Network{}, err
+		}
+	}
 	name := spec.Network.Bridge
 	if name == "" {
 		if name, err = p.profileNetwork(m, x); err != nil {
