@@ -94,3 +94,20 @@ func addSelf(t *testing.T, p *Provider, name string) {
 		}
 	})
 }
+
+// TestConformanceCluster runs the suite against a cluster of two LXD
+// daemons on this machine (scripts/lxd-cluster.sh), the machines placed
+// on the member that does not answer den's requests.
+func TestConformanceCluster(t *testing.T) {
+	home, b := testHome(t)
+	c := lxdtest.StartCluster(t)
+	p := New(home)
+	token, err := lxdtest.Token(c.Socket, "den-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddRemote(context.Background(), "cl", c.URL, AddOptions{Token: token}); err != nil {
+		t.Fatal(err)
+	}
+	providertest.Run(t, harness(t, p, b, &config.LXD{Remote: "cl", Target: "node2"}))
+}

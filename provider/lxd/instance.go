@@ -535,14 +535,22 @@ func (p *Provider) deleteInstance(ctx context.Context, m *machine, name string) 
 	if err := p.stop(ctx, m, name, true, 0); err != nil {
 		return err
 	}
-	op, err := m.is.DeleteInstance(name)
-	if notFound(err) {
-		return nil
+	// LXD refuses while another operation on the instance runs (the stop
+	// that follows a failed start): retry for a while.
+	for try := 0; ; try++ {
+		op, err := m.is.DeleteInstance(name)
+		if notFound(err) {
+			return nil
+		}
+		err = wait(ctx, op, err, fmt.Sprintf("delete instance %s on remote %q", name, m.pl.Remote))
+		if err == nil || notFound(errors.Unwrap(err)) {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "is busy") || try == 50 || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	if err := wait(ctx, op, err, fmt.Sprintf("delete instance %s on remote %q", name, m.pl.Remote)); err != nil && !notFound(errors.Unwrap(err)) {
-		return err
-	}
-	return nil
 }
 
 // State maps LXD's status; a machine den did not place, or whose instance
@@ -624,7 +632,7 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 				break
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		return info, nil // the limits are a courtesy; the state is what counts

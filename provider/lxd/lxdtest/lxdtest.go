@@ -8,6 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
 
 	lxdclient "github.com/canonical/lxd/client"
 	"github.com/canonical/lxd/shared/api"
@@ -76,4 +82,47 @@ func Instances(socket string) ([]string, error) {
 		out = append(out, in.Name)
 	}
 	return out, nil
+}
+
+// Cluster is a cluster of two LXD daemons on this machine, made by
+// scripts/lxd-cluster.sh: members node1 and node2.
+type Cluster struct {
+	Dir    string // everything of the cluster
+	Socket string // node1's unix socket
+	URL    string // node1's HTTPS address
+}
+
+// StartCluster makes a cluster for t and removes it (daemons, namespaces,
+// links, files) when t ends. The caller checks LXD tests can run first.
+func StartCluster(t testing.TB) Cluster {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "lxd-cluster.sh")
+	dir, err := os.MkdirTemp("/var/tmp", "den-lxd-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("bash", script, "down", dir).CombinedOutput(); err != nil {
+			t.Errorf("cluster down: %v\n%s", err, out)
+		}
+	})
+	if out, err := exec.Command("bash", script, "up", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cluster up: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Cluster{Dir: dir}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		switch k {
+		case "LXD_CLUSTER_SOCKET":
+			c.Socket = v
+		case "LXD_CLUSTER_URL":
+			c.URL = v
+		}
+	}
+	return c
 }
