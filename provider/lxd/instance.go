@@ -27,6 +27,11 @@ import (
 	"github.com/den-dev/den/provider"
 )
 
+// readyKey marks an instance whose Create finished (Prepare ran): one
+// without it is what a den killed half way through Create left, which
+// State calls not created and the next Create replaces.
+const readyKey = "user.den.ready"
+
 // Create makes the instance from the box's image without starting it and
 // runs spec.Prepare through LXD's SFTP endpoint. Before anything is made
 // it checks that the server has what den.hcl names (project, profiles,
@@ -41,12 +46,18 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 		if err != nil {
 			return err
 		}
-		if _, _, err := m.is.GetInstance(spec.Name); err == nil {
+		inst, _, err := m.is.GetInstance(spec.Name)
+		switch {
+		case err == nil && inst.Config[readyKey] == "true":
 			return fmt.Errorf("machine %q exists already on LXD remote %q", spec.Name, pl.Remote)
-		} else if !notFound(err) {
+		case err == nil:
+			// Half made by a den that was killed: start again.
+			if err := p.deleteInstance(ctx, m, spec.Name); err != nil {
+				return err
+			}
+		case !notFound(err):
 			return err
 		}
-		// A note left by an interrupted Create: the instance never came.
 		if err := p.unplace(spec.Name); err != nil {
 			return err
 		}
@@ -100,7 +111,17 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 			return err
 		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	inst, etag, err := m.is.GetInstance(spec.Name)
+	if err != nil {
+		return err
+	}
+	mark := inst.Writable()
+	mark.Config[readyKey] = "true"
+	op, err = m.is.UpdateInstance(spec.Name, mark, etag)
+	return wait(ctx, op, err, fmt.Sprintf("mark instance %s made", spec.Name))
 }
 
 // profiles are the profiles a machine gets.
@@ -415,9 +436,9 @@ func (p *Provider) Start(ctx context.Context, spec *provider.Spec) error {
 	if err != nil {
 		return err
 	}
-	// What LXD keeps in the instance's config stays.
+	// What LXD keeps in the instance's config stays, and den's mark.
 	for k, v := range inst.Config {
-		if strings.HasPrefix(k, "volatile.") || strings.HasPrefix(k, "image.") {
+		if strings.HasPrefix(k, "volatile.") || strings.HasPrefix(k, "image.") || k == readyKey {
 			put.Config[k] = v
 		}
 	}
@@ -563,14 +584,17 @@ func (p *Provider) State(ctx context.Context, name string) (provider.State, erro
 	if m == nil {
 		return provider.NotCreated, nil
 	}
-	st, _, err := m.is.GetInstanceState(name)
+	inst, _, err := m.is.GetInstance(name)
 	if notFound(err) {
 		return provider.NotCreated, nil
 	}
 	if err != nil {
 		return provider.Unknown, err
 	}
-	return mapState(st.StatusCode), nil
+	if inst.Config[readyKey] != "true" {
+		return provider.NotCreated, nil // half made: the next Create replaces it
+	}
+	return mapState(inst.StatusCode), nil
 }
 
 func mapState(c api.StatusCode) provider.State {
@@ -606,6 +630,9 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 		return info, err
 	}
 	info.State = mapState(inst.StatusCode)
+	if inst.Config[readyKey] != "true" {
+		info.State = provider.NotCreated
+	}
 	switch {
 	case m.srv.clustered:
 		info.Location = m.pl.Remote + "/" + inst.Location
