@@ -110,10 +110,6 @@ type Info struct {
 	MemoryLimit int64 // bytes read from the running machine's cgroup; 0 = none
 	CPUs        string
 	LogFile     string // where the provider's own log for this machine lives
-	// Location is where the machine runs when the engine has several
-	// places ("ci", "ci/node2": an LXD remote and cluster member); "" for
-	// this host.
-	Location string
 }
 
 // Hints tell a person how to look at a machine with the engine's own
@@ -182,6 +178,14 @@ type Addresser interface {
 // port forwarder through the machine's ssh connection.
 type Dialer interface {
 	DialGuest(ctx context.Context, name string, port int) (net.Conn, error)
+}
+
+// Locator is the optional ability of a provider whose machines live in
+// several places to say where one runs, cheaply (den status shows it).
+type Locator interface {
+	// Location is where machine name runs: "ci", "ci/node2" (an LXD remote
+	// and cluster member); "" for this host or a machine that is not there.
+	Location(ctx context.Context, name string) (string, error)
 }
 
 // PortForwarder is the optional ability to forward a machine's host ports

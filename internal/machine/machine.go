@@ -151,10 +151,10 @@ func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 	if rec.Box != "" {
 		s.Box = rec.Box
 	}
-	if st != provider.NotCreated && st != provider.Unknown && prov.Name() != e.fallback {
+	if l, ok := prov.(provider.Locator); ok && st != provider.NotCreated {
 		// Engines with several places say which (LXD: remote and member).
-		if info, err := prov.Inspect(ctx, rec.Container); err == nil {
-			s.Location = info.Location
+		if where, err := l.Location(ctx, rec.Container); err == nil {
+			s.Location = where
 		}
 	}
 	return s, nil

@@ -633,12 +633,6 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 	if inst.Config[readyKey] != "true" {
 		info.State = provider.NotCreated
 	}
-	switch {
-	case m.srv.clustered:
-		info.Location = m.pl.Remote + "/" + inst.Location
-	case m.pl.Remote != config.LocalRemote:
-		info.Location = m.pl.Remote
-	}
 	if info.State != provider.Running {
 		return info, nil
 	}
@@ -676,6 +670,26 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 		}
 	}
 	return info, nil
+}
+
+// Location is the remote the machine lives on, and its cluster member:
+// "" on this host's server, "ci", "ci/node2".
+func (p *Provider) Location(ctx context.Context, name string) (string, error) {
+	m, err := p.forName(ctx, name)
+	if err != nil || m == nil {
+		return "", err
+	}
+	if !m.srv.clustered {
+		if m.pl.Remote == config.LocalRemote {
+			return "", nil
+		}
+		return m.pl.Remote, nil
+	}
+	inst, _, err := m.is.GetInstance(name)
+	if err != nil {
+		return m.pl.Remote, err
+	}
+	return m.pl.Remote + "/" + inst.Location, nil
 }
 
 // limitsScript prints the guest's memory limit and cpuset from its own

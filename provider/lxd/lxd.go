@@ -54,6 +54,7 @@ var (
 	_ provider.Addresser     = (*Provider)(nil)
 	_ provider.Dialer        = (*Provider)(nil)
 	_ provider.PortForwarder = (*Provider)(nil)
+	_ provider.Locator       = (*Provider)(nil)
 	_ provider.Snapshotter   = (*Provider)(nil)
 	_ provider.Exporter      = (*Provider)(nil)
 )

@@ -253,6 +253,9 @@ func (p *Provider) RemoveRemote(ctx context.Context, name string) error {
 	if name == config.LocalRemote {
 		return errdefs.Newf(errdefs.Invalid, "%q is this host's LXD: it cannot be removed", name)
 	}
+	if used := p.machinesOn(name); len(used) > 0 {
+		return errdefs.Newf(errdefs.Exists, "remote %q still holds den's machines %s: destroy them first ('den global-status' shows where they are)", name, strings.Join(used, ", "))
+	}
 	err := p.editRemotes(ctx, func(f *remotesFile) error {
 		if _, ok := f.Remotes[name]; !ok {
 			return errdefs.Newf(errdefs.NotFound, "no remote %q ('den remote list' shows them)", name)
@@ -266,6 +269,19 @@ func (p *Provider) RemoveRemote(ctx context.Context, name string) error {
 		p.mu.Unlock()
 	}
 	return err
+}
+
+// machinesOn lists the machines den placed on remote name.
+func (p *Provider) machinesOn(name string) []string {
+	paths, _ := filepath.Glob(filepath.Join(p.dir, "machines", "*.json"))
+	var out []string
+	for _, path := range paths {
+		m := strings.TrimSuffix(filepath.Base(path), ".json")
+		if pl, err := p.placed(m); err == nil && pl != nil && pl.Remote == name {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // remoteURL checks an https URL and adds LXD's port when it has none.

@@ -240,3 +240,28 @@ func TestRemoteURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveRemoteWithMachines: a remote that still holds machines is
+// not forgotten (den could no longer reach them).
+func TestRemoveRemoteWithMachines(t *testing.T) {
+	p := New(t.TempDir())
+	f := newFakeLXD(t, "trusted", requiredExtensions)
+	cert, _ := f.certPEM()
+	writeRemote(t, p, "ci", f.URL, cert)
+	if err := p.place("den-app-web-abc123", placement{Remote: "ci"}); err != nil {
+		t.Fatal(err)
+	}
+	err := p.RemoveRemote(context.Background(), "ci")
+	if err == nil || !strings.Contains(err.Error(), "den-app-web-abc123") {
+		t.Fatalf("RemoveRemote of a remote with a machine = %v", err)
+	}
+	if err := p.unplace("den-app-web-abc123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RemoveRemote(context.Background(), "ci"); err != nil {
+		t.Fatalf("RemoveRemote of an empty remote: %v", err)
+	}
+	if rs, _ := p.Remotes(); len(rs) != 1 {
+		t.Errorf("remotes after remove: %+v", rs)
+	}
+}
