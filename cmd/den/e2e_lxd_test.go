@@ -236,6 +236,38 @@ machine "db" {
 	if r := den(t, dir, "", "ssh", "web", "-c", "test -e /home/den/after"); r.code == 0 {
 		t.Errorf("the file made after the snapshot survived its restore")
 	}
+	mustDen(t, dir, "snapshot", "push", "web")
+	if got := mustDen(t, dir, "snapshot", "list", "web"); !strings.Contains(got, "s1") || !strings.Contains(got, "push_") {
+		t.Errorf("snapshot list:\n%s", got)
+	}
+	mustDen(t, dir, "snapshot", "pop", "web")
+	mustDen(t, dir, "snapshot", "delete", "web", "s1")
+	if got := mustDen(t, dir, "snapshot", "list", "web", "--json"); strings.TrimSpace(got) != "[]" {
+		t.Errorf("snapshots left after pop and delete: %s", got)
+	}
+
+	// An interactive shell gets a terminal of the caller's size, and its
+	// exit status is den's (through the exec stream on a remote).
+	sh := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" ssh web", "/dev/null")
+	sh.Dir = dir
+	sh.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
+	sh.Stdin = strings.NewReader("stty size; exit 5\n")
+	if out, err := sh.CombinedOutput(); sh.ProcessState.ExitCode() != 5 || !strings.Contains(string(out), "30 100") {
+		t.Errorf("interactive ssh: %v\n%s", err, out)
+	}
+
+	// A pin that does not match is refused, also through LXD.
+	pin := filepath.Join(dir, ".den", "web", "host_ed25519.pub")
+	good, err := os.ReadFile(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustDen(t, dir, "ssh", "web", "-c", "ssh-keygen -q -t ed25519 -N '' -f /tmp/k >/dev/null && cat /tmp/k.pub")
+	os.WriteFile(pin, []byte(other), 0o644)
+	if r := den(t, dir, "", "ssh", "web", "-c", "true"); r.code == 0 || !strings.Contains(r.err, "host key") {
+		t.Errorf("ssh with a wrong pin: %d %q", r.code, r.err)
+	}
+	os.WriteFile(pin, good, 0o644)
 
 	// Halt and up one; reload the other, whose forward comes back.
 	mustDen(t, dir, "halt", "db")

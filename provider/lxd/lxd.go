@@ -85,13 +85,14 @@ func (p *Provider) CheckHost(ctx context.Context, networks []string) error { ret
 
 // Hints names LXD's own client commands for the machine.
 func (p *Provider) Hints(name string) provider.Hints {
-	ref := name
-	if pl, _ := p.placed(name); pl != nil && pl.Remote != config.LocalRemote {
-		ref = pl.Remote + ":" + name
-	}
-	proj := ""
-	if pl, _ := p.placed(name); pl != nil && pl.Project != "" {
-		proj = " --project " + pl.Project
+	ref, proj := name, ""
+	if pl, _ := p.placed(name); pl != nil {
+		if pl.Remote != config.LocalRemote {
+			ref = pl.Remote + ":" + name // as LXD's client names the remote
+		}
+		if pl.Project != "" {
+			proj = " --project " + pl.Project
+		}
 	}
 	return provider.Hints{
 		Shell:  fmt.Sprintf("lxc exec%s %s -- bash", proj, ref),
