@@ -172,7 +172,10 @@ type extractOptions struct {
 	// first entry.
 	strip   string
 	devices bool // device nodes and fifos may be made (a rootfs)
-	chown   bool // apply the entries' owners (as root)
+	// skipOutside skips entries outside strip instead of refusing them
+	// (an LXD image holds metadata.yaml and templates/ beside rootfs/).
+	skipOutside bool
+	chown       bool // apply the entries' owners (as root)
 	// dropped counts extended attributes den did not apply, by name.
 	dropped map[string]int
 	// budget, when set, is charged for every entry before it is written.
@@ -221,6 +224,9 @@ func extractTar(r io.Reader, dir string, opts *extractOptions) error {
 			first = false
 		}
 		name, ok := x.strip(name)
+		if !ok && opts.skipOutside {
+			continue
+		}
 		if !ok {
 			return &ArchiveError{opts.archive, hdr.Name, "outside the archive's rootfs/ folder"}
 		}

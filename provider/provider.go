@@ -1,6 +1,7 @@
 // Package provider is the interface between den's domain (internal/machine)
 // and an engine that runs machines: LXC on this host (provider/lxc), LXD
-// later, an in-memory fake in tests (provider/fake). Everything
+// on a local or remote server or cluster (provider/lxd), an in-memory fake
+// in tests (provider/fake). Everything
 // engine-specific — host checks, addresses on its network, logs, the
 // commands a person would use to look inside — stays behind it; one
 // conformance suite (provider/providertest) checks every implementation.
@@ -66,16 +67,28 @@ type Network struct {
 	MAC     string
 }
 
+// Forward is a host port the engine itself forwards to a machine's port
+// (see PortForwarder).
+type Forward struct {
+	Protocol  string // "tcp" or "udp"
+	HostIP    string
+	HostPort  int
+	GuestPort int
+}
+
 // Spec describes a machine to create or start. Start re-applies it, so
 // changed limits and mounts take effect at the next start.
 type Spec struct {
-	Name     string // provider-level name, unique on the host
-	Rootfs   string // the box's unpacked rootfs, used read-only
-	Hostname string
-	Memory   int64 // bytes; 0 = no limit
-	CPUs     int   // 0 = no limit
-	Mounts   []Mount
-	Network  Network
+	Name   string // provider-level name, unique on the host
+	Rootfs string // the box's unpacked rootfs, used read-only
+	// Box and BoxVersion name the box Rootfs belongs to, for engines that
+	// turn a box into an image of their own once per version (LXD).
+	Box, BoxVersion string
+	Hostname        string
+	Memory          int64 // bytes; 0 = no limit
+	CPUs            int   // 0 = no limit
+	Mounts          []Mount
+	Network         Network
 	// BoxConfig holds "key = value" lines from the box; the provider applies
 	// only keys it allows and reports the rest through Warn when creating.
 	BoxConfig []string
@@ -83,6 +96,13 @@ type Spec struct {
 	Warn func(format string, args ...any)
 	// RawConfig holds provider-specific keys from den.hcl, applied last.
 	RawConfig [][2]string
+	// Engine holds the settings of den.hcl's block for this provider as
+	// internal/config decoded them (*config.LXD for lxd), or nil. Their
+	// source ranges let the provider name the den.hcl line at fault.
+	Engine any
+	// Forwards are the machine's forwarded ports, for a provider that
+	// forwards them itself (PortForwarder); others ignore them.
+	Forwards []Forward
 	// Prepare writes into the machine's own filesystem before it boots:
 	// Create runs it once, Start runs it when set. Every path it names is
 	// relative to the machine's root and never leaves it. Start runs it
@@ -103,6 +123,11 @@ type Spec struct {
 	// Nesting lets the machine run containers of its own (LXC, Docker,
 	// Podman) inside its user namespace.
 	Nesting bool
+	// Privileged is den.hcl's privileged = true. A provider with Isolator
+	// has it as IDBase 0; one without runs the machine privileged by its
+	// engine's own means (LXD: security.privileged), and unprivileged in
+	// ids of its own otherwise (LXD: security.idmap.isolated).
+	Privileged bool
 }
 
 // IDRangeSize is the number of ids of an unprivileged machine: uids and
@@ -182,14 +207,17 @@ type StorageReporter interface {
 }
 
 // Addresser is the optional ability to give a machine a fixed address on
-// the engine's network before it boots (LXC: den sets eth0's address, no
-// DHCP wait). A provider without it gets addresses from its engine.
+// the engine's network before it boots (LXC, LXD: den sets eth0's address,
+// no DHCP wait). A provider without it gets addresses from its engine.
 type Addresser interface {
-	// AllocateAddress picks a free address for machine name on network:
-	// not one in taken (the addresses den gave its machines, in every den
-	// home of the host), nor one the engine sees in use; prefer is kept
-	// when it is still free. The caller serialises allocations host-wide.
-	AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (Network, error)
+	// AllocateAddress picks a free address for the machine spec names
+	// (spec.Name) on spec.Network.Bridge (a provider may pick the network
+	// itself when it is "", from spec.Engine): not one in taken (the
+	// addresses den gave its machines, in every den home of the host),
+	// nor one the engine sees in use; prefer is kept when it is still
+	// free. Only spec's Name, Network.Bridge and Engine are set. The
+	// caller serialises allocations host-wide.
+	AllocateAddress(ctx context.Context, spec *Spec, prefer netip.Prefix, taken []netip.Addr) (Network, error)
 }
 
 // ProjectNetwork is a network of one project's own (den.hcl's network =
@@ -278,9 +306,29 @@ type ExecCommand struct {
 
 // Dialer is the optional ability to reach a port of a running machine
 // other than through its address (a remote engine's exec stream, a test
-// fake). Without it den dials the machine's address.
+// fake). Without it den dials the machine's address. With it den never
+// does: OpenSSH reaches the machine through 'ProxyCommand den', and den's
+// port forwarder through the machine's ssh connection.
 type Dialer interface {
 	DialGuest(ctx context.Context, name string, port int) (net.Conn, error)
+}
+
+// Locator is the optional ability of a provider whose machines live in
+// several places to say where one runs, cheaply (den status shows it).
+type Locator interface {
+	// Location is where machine name runs: "ci", "ci/node2" (an LXD remote
+	// and cluster member); "" for this host or a machine that is not there.
+	Location(ctx context.Context, name string) (string, error)
+}
+
+// PortForwarder is the optional ability to forward a machine's host ports
+// inside the engine (LXD's proxy devices on a server on this host): Start
+// applies spec.Forwards, and the forwards end with the machine.
+type PortForwarder interface {
+	// ForwardsPorts reports whether the engine forwards the ports of the
+	// machine spec describes (only its Name and Engine are read); when it
+	// does not, den runs its own forwarder.
+	ForwardsPorts(ctx context.Context, spec *Spec) (bool, error)
 }
 
 // WaitFor polls cond every interval until it returns true or ctx ends.

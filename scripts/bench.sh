@@ -2,6 +2,10 @@
 # Prints den's figures beside the raw LXC floor, medians over ROUNDS rounds
 # (default 5), all in one run on the same box. Run as root after
 # scripts/test.sh has built and cached the test box (or set DEN_TEST_BOX).
+# When this host's LXD answers (scripts/lxd-setup.sh), the same steps on
+# provider "lxd" (dir pool) follow, beside raw 'lxc launch' / 'lxc exec',
+# and den on the same server as a remote over HTTPS (DEN_BENCH_LXD=0 skips
+# them).
 #
 #   den up        new machine from a cached box until ssh answers (den's own
 #                 start-up, create, keys, start, ssh handshake)
@@ -17,7 +21,11 @@
 #                 btrfs (reflink copies): up of a new machine, snapshot save
 #                 and restore of a machine that wrote 500 MB
 #
-# ONLY=stores runs just that part, ONLY=main the rest.
+#   lxd           provider "lxd" on this host's LXD (socket) and on the same
+#                 server as a remote, beside raw lxc launch/exec/stop/delete
+#                 (when LXD answers; DEN_BENCH_LXD=0 leaves it out)
+#
+# ONLY=stores or ONLY=lxd runs just that part, ONLY=main the rest.
 #
 # The box is DEN_TEST_BOX, else the one scripts/test.sh cached for the
 # current recipe ($DEN_CI_CACHE, default /var/cache/den-ci).
@@ -37,6 +45,11 @@ export DEN_HOME=$work/home
 lxcpath=$DEN_HOME/machines
 btrfs_mnt=$work/btrfs
 btrfs_loop=
+lxd=0
+if [ "${DEN_BENCH_LXD:-1}" != 0 ] && [ -S /var/lib/lxd/unix.socket ] && lxc info >/dev/null 2>&1; then
+	lxd=1
+fi
+raw_prefix=den-bench-raw-$$
 cleanup() {
 	# den destroys its machines (and unmounts what it mounted for them in
 	# /run/den/mnt); the raw floor's containers are LXC's own.
@@ -46,6 +59,11 @@ cleanup() {
 	if [ -n "$btrfs_loop" ]; then
 		umount "$btrfs_mnt" || umount -l "$btrfs_mnt" || true
 		losetup -d "$btrfs_loop" || true
+	fi
+	if [ "$lxd" = 1 ]; then
+		for d in "$work"/lxd-*; do [ -d "$d" ] && (cd "$d" && "$den" destroy -f >/dev/null 2>&1 || true); done
+		for c in $(lxc list -c n --format csv "^$raw_prefix" 2>/dev/null); do lxc delete -f "$c" >/dev/null 2>&1 || true; done
+		[ -n "${bench_cert:-}" ] && lxc config trust remove "$bench_cert" >/dev/null 2>&1 || true
 	fi
 	rm -rf --one-file-system "$work"
 }
@@ -256,6 +274,50 @@ if section stores; then
 	printf '(ovl/btrfs: the overlay store on the same btrfs, DEN_STORAGE=overlay: copies are reflinks)\n'
 fi # stores
 
+# LXD (dir pool): den on this host's server (socket) and on the same
+# server as a remote (HTTPS, ssh over an exec stream), beside raw lxc.
+if section lxd && [ "$lxd" = 1 ]; then
+	token=$(lxc config trust add --name "den-bench-$$" --quiet)
+	"$den" remote add benchself https://127.0.0.1:8443 --token "$token" >/dev/null
+	bench_cert=$(openssl x509 -in "$DEN_HOME/lxd/client.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)
+	for kind in local remote; do
+		d=$work/lxd-$kind
+		mkdir -p "$d"
+		if [ "$kind" = local ]; then
+			printf 'box = "debian/bookworm"\nmemory = "512M"\nprovider = "lxd"\nlxd {\n  network = "lxdbr0"\n}\n' >"$d/den.hcl"
+		else
+			printf 'box = "debian/bookworm"\nmemory = "512M"\nprovider = "lxd"\nlxd {\n  remote = "benchself"\n}\nsynced_folder "." {\n  disabled = true\n}\n' >"$d/den.hcl"
+		fi
+		cd "$d"
+		"$den" up >/dev/null # the first up imports the box as an image: not timed
+		"$den" destroy -f >/dev/null
+		for i in $(seq "$rounds"); do
+			timeit "lxd${kind}up" "$den" up
+			for j in 1 2 3; do timeit "lxd${kind}ssh" "$den" ssh -c true; done
+			timeit "lxd${kind}status" "$den" status
+			timeit "lxd${kind}halt" "$den" halt
+			timeit "lxd${kind}restart" "$den" up
+			timeit "lxd${kind}destroy" "$den" destroy -f
+		done
+		cd - >/dev/null
+	done
+	image=$(lxc image list -c l --format csv | grep '^den/debian/bookworm/' | head -1)
+	for i in $(seq "$rounds"); do
+		name=$raw_prefix-$i
+		a=$(now)
+		lxc launch "$image" "$name" -c limits.memory=512MiB >/dev/null
+		until lxc exec "$name" -- true 2>/dev/null; do sleep 0.02; done
+		b=$(now)
+		add rawlaunch "$(diff "$a" "$b")"
+		lxc exec "$name" -- systemctl is-system-running --wait >/dev/null 2>&1 || true
+		b=$(now)
+		add rawboot "$(diff "$a" "$b")"
+		for j in 1 2 3; do timeit rawexec lxc exec "$name" -- true; done
+		timeit rawstop lxc stop "$name"
+		timeit rawdelete lxc delete "$name"
+	done
+fi
+
 if section main; then
 printf '\nden figures, medians of %s rounds (seconds), box %s\n\n' "$rounds" "$(basename "$boxfile")"
 printf '%-44s %10s   %s\n' "step" "median" "min–max"
@@ -289,6 +351,25 @@ printf '%-44s %10s\n' "den up, stopped machine, unprivileged" "$(median restartu
 printf '%-44s %10s\n' "den halt, privileged" "$(median haltpriv)"
 printf '%-44s %10s\n' "den halt, unprivileged" "$(median haltunpriv)"
 fi # main
+
+if section lxd && [ "$lxd" = 1 ]; then
+	printf '\nprovider "lxd" (dir pool), medians of %s rounds (seconds)\n\n' "$rounds"
+	printf '%-44s %10s\n' "step" "median"
+	printf '%-44s %10s\n' "den up, LXD socket (new machine → ssh ready)" "$(median lxdlocalup)"
+	printf '%-44s %10s\n' "den up, LXD remote over HTTPS" "$(median lxdremoteup)"
+	printf '%-44s %10s\n' "raw lxc launch → lxc exec true works" "$(median rawlaunch)"
+	printf '%-44s %10s\n' "raw lxc launch → systemd finished booting" "$(median rawboot)"
+	printf '%-44s %10s\n' "den up, LXD socket (stopped → ssh ready)" "$(median lxdlocalrestart)"
+	printf '%-44s %10s\n' "den ssh -c true, LXD socket (TCP)" "$(median lxdlocalssh)"
+	printf '%-44s %10s\n' "den ssh -c true, LXD remote (exec stream)" "$(median lxdremotessh)"
+	printf '%-44s %10s\n' "raw lxc exec true" "$(median rawexec)"
+	printf '%-44s %10s\n' "den status, LXD socket" "$(median lxdlocalstatus)"
+	printf '%-44s %10s\n' "den halt, LXD socket (clean shutdown)" "$(median lxdlocalhalt)"
+	printf '%-44s %10s\n' "raw lxc stop" "$(median rawstop)"
+	printf '%-44s %10s\n' "den destroy -f, LXD socket (running)" "$(median lxdlocaldestroy)"
+	printf '%-44s %10s\n' "den destroy -f, LXD remote (running)" "$(median lxdremotedestroy)"
+	printf '%-44s %10s\n' "raw lxc delete (stopped)" "$(median rawdelete)"
+fi
 
 # den serve: the round trip of GET machine state on the socket (goal
 # <= 2 ms), and den up of a new machine by a user through the server

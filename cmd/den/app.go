@@ -21,6 +21,7 @@ import (
 	"github.com/den-dev/den/internal/ui"
 	"github.com/den-dev/den/provider"
 	lxcprovider "github.com/den-dev/den/provider/lxc"
+	lxdprovider "github.com/den-dev/den/provider/lxd"
 	"github.com/den-dev/den/provision"
 )
 
@@ -73,6 +74,9 @@ func newApp() *cli.App {
 			destroyCommand,
 			snapshotCommand,
 			packageCommand,
+			rsyncCommand,
+			rsyncAutoCommand,
+			remoteCommand,
 			boxCommand,
 			hostCommand,
 			versionCommand,
@@ -82,6 +86,8 @@ func newApp() *cli.App {
 			forwardCommand,
 			completeCommand,
 			manCommand,
+			sshProxyCommand,
+			rshCommand,
 		},
 		Action: notACommand,
 	}
@@ -191,7 +197,9 @@ func loadProject() (*config.Project, error) {
 	return machine.LoadProject(".", false, nil)
 }
 
-// newEnv wires den's home, its providers and the terminal UI.
+// newEnv wires den's home, its providers (lxc, the default, and lxd,
+// which connects to a server only when a machine uses one) and the
+// terminal UI.
 func newEnv() (*machine.Env, error) {
 	home := layout.DefaultHome()
 	p, err := lxcprovider.New(home.Machines())
@@ -205,7 +213,8 @@ func newEnv() (*machine.Env, error) {
 			return nil, err
 		}
 	}
-	return machine.NewEnv(machine.Options{Home: home, Providers: []provider.Provider{p}, UI: ui.New()}), nil
+	providers := []provider.Provider{p, lxdprovider.New(home.Path())}
+	return machine.NewEnv(machine.Options{Home: home, Providers: providers, UI: ui.New()}), nil
 }
 
 // Which machines a command may act on (see machine.LookupOptions):

@@ -143,6 +143,9 @@ func printStatus(cliCtx *cli.Context, all []machine.Status) error {
 			notes = append(notes, "autostart")
 		}
 		how := s.Provider
+		if s.Location != "" {
+			how += " on " + s.Location
+		}
 		switch {
 		case s.Privileged:
 			how += ", privileged"

@@ -17,6 +17,7 @@ import (
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/machine"
 	"github.com/den-dev/den/internal/sshx"
+	"github.com/den-dev/den/internal/ui"
 )
 
 var sshCommand = &cli.Command{
@@ -44,7 +45,14 @@ var sshCommand = &cli.Command{
 			if _, err := env.Connect(cliCtx.Context, m); err != nil {
 				return err
 			}
-			return execOpenSSH(cliCtx, m, extra)
+			entries, err := env.SSHConfig(cliCtx.Context, []*machine.Machine{m}, "")
+			if err != nil {
+				return err
+			}
+			if len(entries) == 0 {
+				return errdefs.Machinef(errdefs.NotCreated, m.Name(), "machine %q is not created: run 'den up %s'", m.Name(), m.Name())
+			}
+			return execOpenSSH(cliCtx, m, entries[0], extra)
 		}
 		client, err := env.Connect(cliCtx.Context, m)
 		if err != nil {
@@ -91,18 +99,14 @@ func isConnectionLoss(err error) bool {
 }
 
 // execOpenSSH replaces den with OpenSSH's ssh, run with the machine's
-// ssh-config (pinned key, den's identity) and the arguments given after
+// ssh-config entry (pinned key, den's identity) and the arguments given after
 // --; cmd, when set, is the remote command.
-func execOpenSSH(cliCtx *cli.Context, m *machine.Machine, extra []string) error {
+func execOpenSSH(cliCtx *cli.Context, m *machine.Machine, entry sshx.ConfigEntry, extra []string) error {
 	bin, err := exec.LookPath("ssh")
 	if err != nil {
 		return fmt.Errorf("arguments after -- go to OpenSSH's ssh, which is not installed: apt-get install openssh-client")
 	}
 	cmd := cliCtx.String("command")
-	entry, err := machine.SSHConfig(m, "")
-	if err != nil {
-		return err
-	}
 	var b strings.Builder
 	if err := sshx.WriteConfig(&b, entry); err != nil {
 		return err
@@ -131,32 +135,78 @@ var sshConfigCommand = &cli.Command{
 	ArgsUsage: "[MACHINE...]",
 	Flags:     []cli.Flag{&cli.StringFlag{Name: "host", Usage: "use `NAME` as the Host alias (one machine only)"}},
 	Action: func(cliCtx *cli.Context) error {
-		ms, err := lookupHere(cliCtx.Args().Slice(), withOrphans)
+		ms, env, err := projectMachines(cliCtx, withOrphans)
 		if err != nil {
 			return err
 		}
 		if cliCtx.String("host") != "" && len(ms) != 1 {
 			return usageError{fmt.Errorf("--host names one machine; this selects %d", len(ms))}
 		}
-		printed := 0
-		for _, m := range ms {
-			entry, err := machine.SSHConfig(m, cliCtx.String("host"))
-			if errdefs.KindOf(err) == errdefs.NotCreated {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if printed > 0 {
+		entries, err := env.SSHConfig(cliCtx.Context, ms, cliCtx.String("host"))
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return fmt.Errorf("no machine of this project is created: run 'den up' first")
+		}
+		for i, e := range entries {
+			if i > 0 {
 				fmt.Println()
 			}
-			if err := sshx.WriteConfig(os.Stdout, entry); err != nil {
+			if err := sshx.WriteConfig(os.Stdout, e); err != nil {
 				return err
 			}
-			printed++
 		}
-		if printed == 0 {
-			return fmt.Errorf("no machine of this project is created: run 'den up' first")
+		return nil
+	},
+}
+
+// sshProxyCommand is what 'den ssh-config' puts in ProxyCommand for a
+// machine den reaches through its provider (hidden: OpenSSH runs it).
+var sshProxyCommand = &cli.Command{
+	Name:      machine.ProxyCommand,
+	Hidden:    true,
+	Usage:     "carry an ssh connection to a machine over stdin and stdout (OpenSSH's ProxyCommand)",
+	ArgsUsage: "MACHINE",
+	Action: func(cliCtx *cli.Context) error {
+		if err := checkArgs(cliCtx, 1, 1); err != nil {
+			return err
+		}
+		m, env, err := projectMachine(cliCtx, withOrphans)
+		if err != nil {
+			return err
+		}
+		return env.WithReporter(ui.Discard).ProxySSH(cliCtx.Context, m, os.Stdin, os.Stdout)
+	},
+}
+
+// rshCommand is rsync's remote shell for rsync synced folders (hidden: den
+// runs rsync with it): it runs the command in the machine over den's
+// pinned connection.
+var rshCommand = &cli.Command{
+	Name:            machine.RshCommand,
+	Hidden:          true,
+	Usage:           "run a command in a machine for rsync",
+	ArgsUsage:       "MACHINE COMMAND...",
+	SkipFlagParsing: true,
+	Action: func(cliCtx *cli.Context) error {
+		args := cliCtx.Args().Slice()
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:] // den's rsync passes it, so no word of rsync's is read as a flag
+		}
+		if len(args) < 2 {
+			return usageError{fmt.Errorf("%s: wrong number of arguments (usage: den %s MACHINE COMMAND...)", machine.RshCommand, machine.RshCommand)}
+		}
+		m, env, err := oneMachine(args[0], withOrphans)
+		if err != nil {
+			return err
+		}
+		status, err := env.WithReporter(ui.Discard).Rsh(cliCtx.Context, m, args[1:], os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			return err
+		}
+		if status != 0 {
+			return exitStatus(status)
 		}
 		return nil
 	},

@@ -426,7 +426,11 @@ func (r *remote) ssh(cliCtx *cli.Context) error {
 	defer conn.Close()
 	if len(extra) > 0 {
 		conn.Close()
-		return execOpenSSH(cliCtx, m, extra)
+		entry, err := machine.SSHConfig(m, "")
+		if err != nil {
+			return err
+		}
+		return execOpenSSH(cliCtx, m, entry, extra)
 	}
 	return sshSession(cliCtx, m, conn, cliCtx.String("command"))
 }

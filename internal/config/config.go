@@ -3,6 +3,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -69,14 +70,20 @@ type Machine struct {
 	Memory     int64     // bytes; 0 = no limit
 	CPUs       int       // 0 = no limit
 	Hostname   string
-	Bridge     string
-	Synced     []SyncedFolder
-	LXCConfig  []KV        // raw LXC keys in source order, machine keys overriding top-level ones
-	Provisions []Provision // top-level ones, then the machine's own (one named like a top-level one takes its place)
-	Forwards   []Forward   // top-level ones first, then the machine's own
-	DefRange   hcl.Range   // the machine block's header; the start of the file for "default"
-	Primary    bool        // the machine ssh and other single-machine commands pick when none is named
-	SSH        SSH         // ssh { forward_agent, forward_env }
+	Bridge     string // the LXC bridge; for provider lxd, LXD.Network
+	// Provider is the engine den.hcl names for the machine: ProviderLXC,
+	// ProviderLXD, or "" for den's default (lxc); ProviderRange is where
+	// den.hcl chose it (the machine's header when it did not).
+	Provider      string
+	ProviderRange hcl.Range
+	LXD           *LXD // provider lxd's settings; nil for lxc
+	Synced        []SyncedFolder
+	LXCConfig     []KV        // raw LXC keys in source order, machine keys overriding top-level ones
+	Provisions    []Provision // top-level ones, then the machine's own (one named like a top-level one takes its place)
+	Forwards      []Forward   // top-level ones first, then the machine's own
+	DefRange      hcl.Range   // the machine block's header; the start of the file for "default"
+	Primary       bool        // the machine ssh and other single-machine commands pick when none is named
+	SSH           SSH         // ssh { forward_agent, forward_env }
 
 	// Where memory, cpus and bridge were set (the top level's or the
 	// machine block's); the zero Range when unset.
@@ -109,13 +116,23 @@ type Machine struct {
 	AutostartDelay time.Duration
 }
 
-// SyncedFolder is a host folder bind-mounted into the guest.
+// SyncedFolder is a host folder shown in the guest: bind-mounted, or
+// copied with rsync (type = "rsync", as Vagrant's).
 type SyncedFolder struct {
 	Host     string // absolute, cleaned
 	Guest    string // absolute, cleaned
 	ReadOnly bool
 	Range    hcl.Range // the block's host label; zero for the default /den folder
+	Type     string    // FolderBind or FolderRsync
+	Exclude  []string  // rsync only: patterns rsync leaves out (--exclude)
+	DefRange hcl.Range // the synced_folder block; zero for the default one
 }
+
+// The synced folder types.
+const (
+	FolderBind  = "bind"  // the host folder itself, mounted (a server on this host)
+	FolderRsync = "rsync" // a copy made at up and reload, and by 'den rsync'
+)
 
 // KV is one raw LXC configuration key and its value.
 type KV struct {
@@ -148,10 +165,11 @@ func Find(dir string) (string, error) {
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}, {Name: "privileged"}, {Name: "nesting"},
-		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}, {Name: "network"}},
+		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}, {Name: "network"}, {Name: "provider"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
+		{Type: "lxd"},
 		{Type: "provision", LabelNames: []string{"type"}},
 		{Type: "forward"},
 		{Type: "machine", LabelNames: []string{"name"}},
@@ -163,7 +181,7 @@ var settingsSchema = &hcl.BodySchema{
 }
 
 var folderSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "guest"}, {Name: "read_only"}, {Name: "disabled"}},
+	Attributes: []hcl.AttributeSchema{{Name: "guest"}, {Name: "read_only"}, {Name: "disabled"}, {Name: "type"}, {Name: "exclude"}},
 }
 
 var lxcSchema = &hcl.BodySchema{
@@ -201,6 +219,10 @@ type layer struct {
 	autostart                           *bool
 	order                               *int
 	delay                               *time.Duration
+	provider                            *string
+	provRange                           hcl.Range
+	lxcRange                            *hcl.Range // the lxc block, when there is one
+	lxd                                 *lxdLayer
 }
 
 // folder is a validated synced_folder block.
@@ -257,7 +279,7 @@ func LoadWith(path string, opts LoadOptions) (*Project, error) {
 	if opts.Getenv != nil {
 		ctx.Functions["env"] = newEnvFunc(opts.Getenv)
 	}
-	l := &loader{dir: filepath.Dir(abs), ctx: ctx}
+	l := &loader{dir: filepath.Dir(abs), ctx: ctx, files: parser.Files()}
 	p := l.project(f.Body)
 	l.checkForwards(p)
 	p.File = abs
@@ -327,6 +349,7 @@ type loader struct {
 	ctx      *hcl.EvalContext
 	diags    hcl.Diagnostics
 	warnings hcl.Diagnostics
+	files    map[string]*hcl.File
 }
 
 // errorf adds an error diagnostic, unless the same one is already there
@@ -361,6 +384,7 @@ func (l *loader) project(body hcl.Body) *Project {
 		l.checkNetworks(p)
 		l.checkTriggerMachines(p, top.triggers, nil)
 		l.checkHostScripts(p, top.triggers)
+		l.checkEngineBlocks(top, p)
 		return p
 	}
 	seen := map[string]hcl.Range{}
@@ -395,16 +419,34 @@ func (l *loader) project(body hcl.Body) *Project {
 			m.Primary, primary = true, ly.primaryRange
 		}
 		p.Machines = append(p.Machines, m)
+		l.checkEngineBlocks(ly, &Project{Machines: []*Machine{m}})
 	}
 	l.checkNetworks(p)
 	l.checkTriggerMachines(p, top.triggers, own)
 	l.checkHostScripts(p, allTriggers)
+	l.checkEngineBlocks(top, p)
 	return p
+}
+
+// checkEngineBlocks refuses an lxc or lxd block of ly (the top level, or a
+// machine block) when none of machines uses that provider: its settings
+// would do nothing.
+func (l *loader) checkEngineBlocks(ly *layer, p *Project) {
+	uses := map[string]bool{}
+	for _, m := range p.Machines {
+		uses[cmp.Or(m.Provider, ProviderLXC)] = true
+	}
+	if ly.lxcRange != nil && !uses[ProviderLXC] {
+		l.errorf(*ly.lxcRange, "lxc block without an lxc machine", `The lxc block sets LXC keys, but no machine it applies to uses provider "lxc": remove it, or use an lxd block's config for provider "lxd".`)
+	}
+	if ly.lxd != nil && !uses[ProviderLXD] {
+		l.errorf(ly.lxd.def, "lxd block without an lxd machine", `The lxd block applies to machines with provider = "lxd", and none it applies to has it: add provider = "lxd" beside it, or remove it.`)
+	}
 }
 
 // machine merges a machine block's settings over the top level's.
 func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
-	m := &Machine{Name: name, DefRange: def, Bridge: DefaultBridge, Network: NetworkBridge, Hostname: sanitizeHostname(name)}
+	m := &Machine{Name: name, DefRange: def, Bridge: DefaultBridge, Network: NetworkBridge, Hostname: sanitizeHostname(name), ProviderRange: def}
 	if name == "default" {
 		m.Hostname = sanitizeHostname(filepath.Base(l.dir))
 	}
@@ -452,6 +494,9 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 			m.AutostartDelay = *ly.delay
 		}
 		ly.ssh.merge(&m.SSH)
+		if ly.provider != nil {
+			m.Provider, m.ProviderRange = *ly.provider, ly.provRange
+		}
 		m.Forwards = append(m.Forwards, ly.forwards...)
 		for _, kv := range ly.lxc {
 			if i := slices.IndexFunc(m.LXCConfig, func(e KV) bool { return e.Key == kv.Key }); i >= 0 {
@@ -461,7 +506,12 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 			}
 		}
 	}
-	m.Synced = mergeFolders(l.dir, top.folders, own.folders)
+	if m.Provider == ProviderLXD {
+		m.LXD = mergeLXD(l.files, m.ProviderRange, top.lxd, own.lxd)
+		m.Bridge = m.LXD.Network
+		m.LXCConfig = nil
+	}
+	m.Synced = l.checkFolderTypes(m, mergeFolders(l.dir, top.folders, own.folders))
 	m.Provisions = l.mergeProvisions(top.provisions, own.provisions)
 	m.Triggers = mergeTriggers(name, top.triggers, own.triggers)
 	return m
@@ -563,6 +613,9 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 			ly.nesting = &n
 		}
 	}
+	if a := attrs["provider"]; a != nil {
+		ly.provider, ly.provRange = l.provider(a), a.Expr.Range()
+	}
 	if a := attrs["bridge"]; a != nil {
 		if v, ok := l.value(a, cty.String); ok {
 			br := v.AsString()
@@ -590,6 +643,14 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 		if a := c.Attributes["config"]; a != nil {
 			ly.lxc = l.lxcConfig(a.Expr)
 		}
+		ly.lxcRange = b.DefRange.Ptr()
+	}
+	for i, b := range blocks["lxd"] {
+		if i > 0 {
+			l.errorf(b.DefRange, "Duplicate lxd block", "Only one lxd block is allowed here; another is at %s.", loc(blocks["lxd"][0].DefRange))
+			continue
+		}
+		ly.lxd = l.lxd(b)
 	}
 	ly.provisions = l.provisions(blocks["provision"])
 	for _, b := range blocks["forward"] {

@@ -64,9 +64,23 @@ func dump(p *Project, base string) []byte {
 		return path
 	}
 	type folder struct {
-		Host     string `json:"host"`
-		Guest    string `json:"guest"`
-		ReadOnly bool   `json:"read_only"`
+		Host     string   `json:"host"`
+		Guest    string   `json:"guest"`
+		ReadOnly bool     `json:"read_only"`
+		Type     string   `json:"type,omitempty"` // when not bind
+		Exclude  []string `json:"exclude,omitempty"`
+	}
+	type lxd struct {
+		Remote      string                       `json:"remote"`
+		Project     string                       `json:"project,omitempty"`
+		Profiles    []string                     `json:"profiles,omitempty"`
+		StoragePool string                       `json:"storage_pool,omitempty"`
+		Network     string                       `json:"network,omitempty"`
+		Target      string                       `json:"target,omitempty"`
+		Config      [][2]string                  `json:"config,omitempty"`
+		Devices     map[string]map[string]string `json:"devices,omitempty"`
+		Where       string                       `json:"where"`
+		Ranges      map[string]string            `json:"ranges,omitempty"`
 	}
 	type provision struct {
 		Type        string      `json:"type"`
@@ -137,6 +151,8 @@ func dump(p *Project, base string) []byte {
 		SSH        *SSH        `json:"ssh,omitempty"`
 		Triggers   []trigger   `json:"triggers,omitempty"`
 		Autostart  *autostart  `json:"autostart,omitempty"`
+		Provider   string      `json:"provider,omitempty"` // when not lxc
+		LXD        *lxd        `json:"lxd,omitempty"`
 	}
 	out := struct {
 		File     string    `json:"file"`
@@ -163,7 +179,24 @@ func dump(p *Project, base string) []byte {
 			d.BoxURL = rel(m.BoxURL)
 		}
 		for _, f := range m.Synced {
-			d.Synced = append(d.Synced, folder{rel(f.Host), f.Guest, f.ReadOnly})
+			df := folder{Host: rel(f.Host), Guest: f.Guest, ReadOnly: f.ReadOnly, Exclude: f.Exclude}
+			if f.Type != FolderBind {
+				df.Type = f.Type
+			}
+			d.Synced = append(d.Synced, df)
+		}
+		if m.Provider != "" {
+			d.Provider = m.Provider + " at " + loc(m.ProviderRange)
+		}
+		if x := m.LXD; x != nil {
+			dl := &lxd{Remote: x.Remote, Project: x.Project, Profiles: x.Profiles, StoragePool: x.StoragePool, Network: x.Network, Target: x.Target, Devices: x.Devices, Where: loc(x.Where), Ranges: map[string]string{}}
+			for _, kv := range x.Config {
+				dl.Config = append(dl.Config, [2]string{kv.Key, kv.Value})
+			}
+			for k, r := range x.Ranges {
+				dl.Ranges[k] = loc(r)
+			}
+			d.LXD = dl
 		}
 		for _, kv := range m.LXCConfig {
 			d.LXCConfig = append(d.LXCConfig, [2]string{kv.Key, kv.Value})
@@ -312,7 +345,7 @@ func TestLoadProject(t *testing.T) {
 		if !ok || m.Hostname != "my-project-2" || m.Bridge != DefaultBridge || p.Dir != dir || p.File != filepath.Join(dir, FileName) {
 			t.Errorf("got %+v, %+v", p, m)
 		}
-		if len(m.Synced) != 1 || m.Synced[0] != (SyncedFolder{Host: dir, Guest: "/den"}) {
+		if len(m.Synced) != 1 || m.Synced[0].Host != dir || m.Synced[0].Guest != "/den" || m.Synced[0].Type != FolderBind {
 			t.Errorf("Synced = %+v, want the project at /den", m.Synced)
 		}
 		if _, ok := p.Machine("db"); ok {
@@ -418,6 +451,7 @@ func TestTemplate(t *testing.T) {
 	t.Run("every setting shown", func(t *testing.T) {
 		tpl := string(Template(""))
 		for _, name := range append([]string{"box", "box_version", "box_url", "memory", "cpus", "hostname", "bridge", "guest", "read_only", "disabled", "config",
+			"provider", "type", "exclude", "remote", "project", "profiles", "storage_pool", "network", "target", "devices",
 			"name", "inline", "path", "args", "env", "privileged", "run", "source", "destination", "run_remote", "on_error", "machines", "autostart", "autostart_order", "autostart_delay"}, blockNames()...) {
 			if !strings.Contains(tpl, name) {
 				t.Errorf("Template does not mention %q", name)

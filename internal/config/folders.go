@@ -72,6 +72,34 @@ func (l *loader) folders(blocks hcl.Blocks) []folder {
 				}
 			}
 		}
+		if a := c.Attributes["type"]; a != nil {
+			if v, ok := l.value(a, cty.String); ok {
+				switch t := v.AsString(); t {
+				case FolderBind, FolderRsync:
+					f.Type = t
+				default:
+					l.errorf(a.Expr.Range(), "Unknown synced folder type", `%q is not a synced folder type: use "bind" (the folder itself, mounted; a server on this host) or "rsync" (a copy, made at up and reload and by 'den rsync').`, t)
+				}
+			}
+		}
+		if a := c.Attributes["exclude"]; a != nil {
+			if v, ok := l.value(a, cty.List(cty.String)); ok {
+				for _, e := range v.AsValueSlice() {
+					if e.IsNull() || e.AsString() == "" || strings.ContainsAny(e.AsString(), "\r\n\x00") {
+						l.errorf(a.Expr.Range(), "Invalid exclude", `exclude is a list of rsync patterns, e.g. ["node_modules/", "*.log"].`)
+						break
+					}
+					f.Exclude = append(f.Exclude, e.AsString())
+				}
+			}
+			if f.Type == FolderBind {
+				l.errorf(a.Expr.Range(), "exclude without rsync", `exclude applies to type = "rsync" folders: a mounted folder shows everything.`)
+			}
+		}
+		if f.ReadOnly && f.Type == FolderRsync {
+			l.errorf(c.Attributes["read_only"].Expr.Range(), "read_only with rsync", "An rsync folder is a copy in the guest: read_only has no meaning there. Leave it out.")
+		}
+		f.DefRange = b.DefRange
 		label, labelRange := b.Labels[0], b.LabelRanges[0]
 		host, ok := l.hostPath(label, labelRange, f.disabled)
 		if !ok {
@@ -152,6 +180,33 @@ func (l *loader) hostPath(label string, r hcl.Range, disabled bool) (string, boo
 		}
 	}
 	return host, true
+}
+
+// checkFolderTypes gives each of m's synced folders its type: as den.hcl
+// says, else bind, except on a remote LXD server, which cannot mount a
+// folder of this host: there it is rsync. A bind folder on a remote is an
+// error at its block.
+func (l *loader) checkFolderTypes(m *Machine, folders []SyncedFolder) []SyncedFolder {
+	remote := m.Provider == ProviderLXD && !m.LXD.IsLocal()
+	for i := range folders {
+		f := &folders[i]
+		switch {
+		case f.Type == "" && remote:
+			f.Type = FolderRsync
+			if f.ReadOnly {
+				l.errorf(f.DefRange, "read_only with rsync", `Machine %q runs on LXD remote %q, where synced folders are rsync copies: read_only has no meaning there. Leave it out.`, m.Name, m.LXD.Remote)
+			}
+		case f.Type == "":
+			f.Type = FolderBind
+			if len(f.Exclude) > 0 {
+				l.errorf(f.DefRange, "exclude without rsync", `exclude applies to type = "rsync" folders, and this one is mounted for machine %q: set type = "rsync", or leave exclude out.`, m.Name)
+			}
+		case f.Type == FolderBind && remote:
+			l.errorf(f.DefRange, "Bind folder on a remote server",
+				`Machine %q runs on LXD remote %q, which cannot mount a folder of this host: set type = "rsync" (a copy, made at up and reload and by 'den rsync').`, m.Name, m.LXD.Remote)
+		}
+	}
+	return folders
 }
 
 // within reports whether path p is dir or below it.

@@ -110,15 +110,19 @@ func CheckHost(p *Project, h HostFacts) error {
 	var d diags
 	for _, m := range p.Machines {
 		where := m.DefRange
-		if h.Memory > 0 && m.Memory > h.Memory {
+		// A machine on an LXD server elsewhere has that server's memory
+		// and CPUs, and any LXD machine the server's networks (lxd.network
+		// names an LXD network, which the server checks).
+		onThisHost := m.Provider != ProviderLXD || m.LXD.IsLocal()
+		if onThisHost && h.Memory > 0 && m.Memory > h.Memory {
 			d.add(m.MemoryRange, "Memory above the host's",
 				"memory is %s, more than this host's %s: such a limit limits nothing. Choose a smaller size, or leave memory out for no limit.", formatBytes(m.Memory), formatBytes(h.Memory))
 		}
-		if h.CPUs > 0 && m.CPUs > h.CPUs {
+		if onThisHost && h.CPUs > 0 && m.CPUs > h.CPUs {
 			d.add(m.CPUsRange, "More CPUs than the host has",
 				"cpus is %d, but this host has %d CPUs online. Choose %d or fewer, or leave cpus out to use them all.", m.CPUs, h.CPUs, h.CPUs)
 		}
-		if h.Bridges != nil && m.Network != NetworkProject && !slices.Contains(h.Bridges, m.Bridge) {
+		if h.Bridges != nil && m.Provider != ProviderLXD && m.Network != NetworkProject && !slices.Contains(h.Bridges, m.Bridge) {
 			r, how := m.BridgeRange, "set bridge to one that exists"
 			if r == (hcl.Range{}) {
 				r, how = where, `den's default bridge; start it ('den host check' says how) or set bridge = "..."`

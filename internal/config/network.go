@@ -91,6 +91,15 @@ func (l *loader) checkNetworks(p *Project) {
 	var first *Machine
 	seen := map[netip.Addr]*Machine{}
 	for _, m := range p.Machines {
+		if m.Provider == ProviderLXD && (m.PrivateIP.IsValid() || m.Network == NetworkProject) {
+			r := m.NetworkRange
+			if m.PrivateIP.IsValid() {
+				r = m.PrivateRange
+			}
+			l.errorf(r, "Project network on LXD",
+				`Machine %q has provider "lxd", whose networks are the server's: den makes project networks for provider "lxc" only. Name an LXD network instead: lxd { network = "..." } (an LXD network of the project's own, made with 'lxc network create', keeps its machines apart).`, m.Name)
+			continue
+		}
 		if m.PrivateIP.IsValid() {
 			if m.Network == NetworkBridge && m.NetworkRange != (hcl.Range{}) {
 				l.errorf(m.NetworkRange, "Private address on a host bridge",

@@ -44,7 +44,11 @@ box = %s
 # no machine blocks.
 # hostname = "web"
 
-# Host bridge that eth0 joins.
+# The engine: "lxc" (this host's LXC, the default) or "lxd" (a local or
+# remote LXD server or cluster; see the lxd block below).
+# provider = "lxc"
+
+# Host bridge that eth0 joins (provider lxc).
 # bridge = "lxcbr0"
 
 # Machines run unprivileged: root in the guest is an unprivileged user of
@@ -56,11 +60,15 @@ box = %s
 
 # This folder is mounted at /den in the guest. Mount it elsewhere, mount it
 # read-only, drop it with disabled = true, or add more folders (host paths are
-# relative to this folder, or absolute).
+# relative to this folder, or absolute). type = "rsync" copies the folder
+# instead (at up and reload, and with 'den rsync'), as a remote LXD server
+# needs; den.hcl and .den/ are never copied.
 # synced_folder "." {
 #   guest     = "/den"
 #   read_only = false
 #   disabled  = false
+#   # type    = "rsync"
+#   # exclude = ["node_modules/"]
 # }
 
 # Provisioners run in the guest, in order, on the first 'den up'; 'den provision'
@@ -138,6 +146,21 @@ box = %s
 # autostart       = true
 # autostart_order = 0
 # autostart_delay = 0
+
+# Where provider "lxd" makes the machine: a remote from 'den remote list'
+# ("local", the default, is this host's LXD), an LXD project, profiles, a
+# storage pool, the network eth0 joins, a cluster member (or "@group"), and
+# raw instance keys and devices for what den has no setting for.
+# lxd {
+#   remote       = "local"
+#   project      = "default"
+#   profiles     = ["default"]
+#   storage_pool = "default"
+#   network      = "lxdbr0"
+#   target       = "node1"
+#   config       = { "boot.host_shutdown_timeout" = "60" }
+#   devices      = { data = { type = "disk", source = "/srv/data", path = "/data" } }
+# }
 
 # More machines: with machine blocks, the machines are exactly these blocks;
 # each inherits the settings above and may override any of them. The primary

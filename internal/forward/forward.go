@@ -26,6 +26,9 @@ const DefaultUDPIdleTimeout = 60 * time.Second
 // stream of datagrams from ever new source ports cannot exhaust the fds.
 const maxUDPSessions = 1024
 
+// DialFunc makes a connection to addr ("10.0.3.5:80") on network "tcp".
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
 // Forwarder holds the bound host ports of a set of rules. Make one with
 // Listen, then call Serve once; Close ends it early.
 type Forwarder struct {
@@ -39,6 +42,11 @@ type Forwarder struct {
 	// UDPIdleTimeout ends a quiet UDP session; zero means
 	// DefaultUDPIdleTimeout.
 	UDPIdleTimeout time.Duration
+	// Dial, when set, makes the TCP connections to the guest instead of
+	// a direct dial (den tunnels them through the machine's ssh
+	// connection when its address is not reachable from here). The conn
+	// must be able to half-close (CloseWrite).
+	Dial DialFunc
 
 	rules []Rule
 	lns   []io.Closer // per rule: *net.TCPListener or *net.UDPConn
@@ -243,11 +251,26 @@ func transient(err error) bool {
 // handleTCP connects client to the guest and copies both ways until both
 // sides have finished; the caller closes client.
 func (f *Forwarder) handleTCP(ctx context.Context, client *net.TCPConn, r Rule) {
-	d := net.Dialer{Timeout: f.DialTimeout}
-	if d.Timeout == 0 {
-		d.Timeout = DefaultDialTimeout
+	timeout := f.DialTimeout
+	if timeout == 0 {
+		timeout = DefaultDialTimeout
 	}
-	gc, err := d.DialContext(ctx, "tcp", r.guestAddr())
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	var gc net.Conn
+	var err error
+	if f.Dial != nil {
+		gc, err = f.Dial(dctx, "tcp", r.guestAddr())
+	} else {
+		var d net.Dialer
+		gc, err = d.DialContext(dctx, "tcp", r.guestAddr())
+	}
+	cancel()
+	if err == nil {
+		if _, ok := gc.(halfCloser); !ok {
+			gc.Close()
+			err = fmt.Errorf("the connection to the guest cannot half-close")
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			f.logf("forward %s: connection from %s: %v", r, client.RemoteAddr(), err)
@@ -256,7 +279,7 @@ func (f *Forwarder) handleTCP(ctx context.Context, client *net.TCPConn, r Rule) 
 		client.SetLinger(0)
 		return
 	}
-	guest := gc.(*net.TCPConn)
+	guest := gc.(halfCloser)
 	if !f.track(guest) {
 		return
 	}
@@ -271,17 +294,26 @@ func (f *Forwarder) handleTCP(ctx context.Context, client *net.TCPConn, r Rule) 
 	<-done
 }
 
+// halfCloser is a connection whose write side can end alone: a TCP
+// connection, or an ssh channel.
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
 // pipe copies src to dst until src ends, then half-closes dst so the peer
 // sees the end of the stream. On an error (a reset, or Close on shutdown) it
 // resets both connections, which also ends the copy the other way.
-func pipe(dst, src *net.TCPConn) {
+func pipe(dst, src halfCloser) {
 	_, err := io.Copy(dst, src)
 	if err == nil {
 		err = dst.CloseWrite()
 	}
 	if err != nil {
-		for _, c := range []*net.TCPConn{dst, src} {
-			c.SetLinger(0)
+		for _, c := range []halfCloser{dst, src} {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
 			c.Close()
 		}
 	}

@@ -332,8 +332,10 @@ var bootID = sync.OnceValue(func() string {
 
 // Main is the forwarder process (den's hidden `__forward` command): it
 // parses the rules, binds every host port, writes pidfile (which tells the
-// parent it is ready) and forwards until ctx ends, logging to log.
-func Main(ctx context.Context, pidfile string, args []string, log io.Writer) error {
+// parent it is ready) and forwards until ctx ends, logging to log. dial,
+// when not nil, makes the TCP connections to the guest (Forwarder.Dial);
+// UDP rules are refused then.
+func Main(ctx context.Context, pidfile string, args []string, log io.Writer, dial DialFunc) error {
 	var rules []Rule
 	for _, a := range args {
 		r, err := ParseRule(a)
@@ -342,11 +344,19 @@ func Main(ctx context.Context, pidfile string, args []string, log io.Writer) err
 		}
 		rules = append(rules, r)
 	}
+	if dial != nil {
+		for _, r := range rules {
+			if r.Protocol == "udp" {
+				return fmt.Errorf("forward %s: a udp port cannot be forwarded through ssh", r)
+			}
+		}
+	}
 	f, err := Listen(rules)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	f.Dial = dial
 	f.Logf = func(format string, a ...any) { fmt.Fprintf(log, format+"\n", a...) }
 	if err := WritePidfile(pidfile); err != nil {
 		return err

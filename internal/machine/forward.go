@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/forward"
 	"github.com/den-dev/den/internal/layout"
+	"github.com/den-dev/den/provider"
 )
 
 // ForwardCommand is the hidden den command that runs a machine's port
@@ -31,8 +34,13 @@ func forwardRules(m *Machine, rec *Record) []forward.Rule {
 // startForwards (re)starts the machine's port forwarder for the forwards
 // den.hcl names now, before the machine boots, so a host port that is
 // taken is an error before anything starts. A forwarder already running
-// for a running machine is kept when keep is set.
-func (e *Env) startForwards(m *Machine, rec *Record, keep bool) error {
+// for a running machine is kept when keep is set. When the engine
+// forwards the ports itself (a PortForwarder: LXD's proxy devices), den
+// runs no forwarder: the provider applies them at start. When den cannot
+// reach the machine's address (a Dialer: a remote LXD server), its
+// forwarder tunnels each connection through the machine's ssh
+// connection.
+func (e *Env) startForwards(ctx context.Context, m *Machine, rec *Record, prov provider.Provider, keep bool) error {
 	pidfile := m.State.ForwardPid()
 	if _, ok := forward.Running(pidfile); ok && keep {
 		return nil
@@ -45,8 +53,25 @@ func (e *Env) startForwards(m *Machine, rec *Record, keep bool) error {
 		return nil
 	}
 	name := m.Name()
+	engine := false
+	if pf, ok := prov.(provider.PortForwarder); ok {
+		var err error
+		if engine, err = pf.ForwardsPorts(ctx, &provider.Spec{Name: rec.Container, Engine: m.Config.Engine()}); err != nil {
+			return err
+		}
+	}
+	if engine && keep {
+		return nil // the engine's forwards live with the running machine
+	}
 	if err := forward.CheckFree(rules); err != nil {
 		return errdefs.Machinef(errdefs.Exists, name, "cannot forward ports:\n%s", portClash(m, err))
+	}
+	e.UI.Say(name, "Forwarding ports...")
+	for _, f := range m.Config.Forwards {
+		e.UI.Detail(name, "%d (guest) => %s:%d (host, %s)", f.Guest, f.HostIP, f.Host, f.Protocol)
+	}
+	if engine {
+		return nil
 	}
 	argv := slices.Clone(e.Forwarder)
 	if len(argv) == 0 {
@@ -57,12 +82,20 @@ func (e *Env) startForwards(m *Machine, rec *Record, keep bool) error {
 		argv = []string{self, ForwardCommand}
 	}
 	argv = append(argv, "--pidfile", pidfile)
+	if _, ok := prov.(provider.Dialer); ok {
+		for _, f := range m.Config.Forwards {
+			if f.Protocol == "udp" {
+				return errdefs.Machinef(errdefs.Unsupported, name, "machine %q: udp port %d cannot be forwarded: den reaches this machine through ssh, which carries tcp only (%s)", name, f.Host, config.Location(f.DefRange))
+			}
+		}
+		argv = append(argv, "--project", m.Project.Dir, "--machine", name)
+		// Through ssh, the guest's port is reached on its own loopback.
+		for i := range rules {
+			rules[i].GuestIP = "127.0.0.1"
+		}
+	}
 	for _, r := range rules {
 		argv = append(argv, r.Arg())
-	}
-	e.UI.Say(name, "Forwarding ports...")
-	for _, f := range m.Config.Forwards {
-		e.UI.Detail(name, "%d (guest) => %s:%d (host, %s)", f.Guest, f.HostIP, f.Host, f.Protocol)
 	}
 	if _, err := forward.Spawn(argv, pidfile, m.State.ForwardLog(), 5*time.Second); err != nil {
 		return fmt.Errorf("start the port forwarder: %w", err)
@@ -92,7 +125,7 @@ func portClash(m *Machine, err error) string {
 		where := m.Project.File
 		for _, f := range m.Config.Forwards {
 			if f.Host == be.Rule.HostPort && f.Protocol == be.Rule.Protocol && f.DefRange.Filename != "" {
-				where = fmt.Sprintf("%s:%d:%d", f.DefRange.Filename, f.DefRange.Start.Line, f.DefRange.Start.Column)
+				where = config.Location(f.DefRange)
 			}
 		}
 		who := portHolder(be.Rule)

@@ -55,6 +55,9 @@ func (e *Env) applyLive(ctx context.Context, m *Machine, rec *Record, prov provi
 		return err
 	}
 	spec.Network.Bridge = m.Config.Bridge
+	if spec.Network.Bridge == "" {
+		spec.Network.Bridge = rec.Bridge // the provider chose (LXD: the profiles' network)
+	}
 	now, was := appliedOf(spec), *rec.Applied
 	if m.Config.Network == config.NetworkProject {
 		now.Bridge, now.Network = was.Bridge, config.NetworkProject

@@ -112,12 +112,16 @@ type Status struct {
 	// Autostart says den.hcl marks the machine to come up when the host
 	// boots (den autostart).
 	Autostart bool `json:"autostart,omitempty"`
+	// Location is where the machine runs when its engine has several
+	// places: an LXD remote, and the cluster member ("ci/node2").
+	Location string `json:"location,omitempty"`
 }
 
-// machineProvider returns the provider of m: the one its record names,
-// else the default.
-func (e *Env) machineProvider(rec *Record) (provider.Provider, error) {
-	name := ""
+// machineProvider returns the provider of m: the one its record names
+// once it is created (or reserved), else the one its den.hcl names, else
+// the default.
+func (e *Env) machineProvider(m *Machine, rec *Record) (provider.Provider, error) {
+	name := m.Config.Provider
 	if rec != nil {
 		name = rec.Provider
 	}
@@ -131,7 +135,7 @@ func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.Provid
 	if err != nil {
 		return nil, nil, provider.Unknown, err
 	}
-	prov, err := e.machineProvider(rec)
+	prov, err := e.machineProvider(m, rec)
 	if err != nil {
 		return nil, nil, provider.Unknown, err
 	}
@@ -186,6 +190,12 @@ func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 			}
 		}
 	}
+	if l, ok := prov.(provider.Locator); ok && st != provider.NotCreated {
+		// Engines with several places say which (LXD: remote and member).
+		if where, err := l.Location(ctx, rec.Container); err == nil {
+			s.Location = where
+		}
+	}
 	return s, nil
 }
 
@@ -233,7 +243,7 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 	switch state {
 	case provider.Running:
 		e.UI.Say(name, "Machine is already running.")
-		if err := e.startForwards(m, rec, true); err != nil {
+		if err := e.startForwards(ctx, m, rec, prov, true); err != nil {
 			return err
 		}
 		if err := e.keepNetwork(ctx, m, rec, prov); err != nil {
@@ -267,6 +277,12 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		}
 	}
 	defer client.Close()
+	if state != provider.Running {
+		// rsync folders are copied at up and reload, as in Vagrant.
+		if err := e.rsyncFolders(ctx, m, client); err != nil {
+			return err
+		}
+	}
 	if state == provider.NotCreated {
 		e.updatePeers(ctx, m)
 	}
@@ -487,7 +503,7 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 	if onNetwork(rec, c) {
 		return nil
 	}
-	prov, err := e.machineProvider(rec)
+	prov, err := e.machineProvider(m, rec)
 	if err != nil {
 		return err
 	}
@@ -507,6 +523,11 @@ func (e *Env) reserve(ctx context.Context, m *Machine) error {
 	}
 	return writeJSON(m.State.Record(), rec, 0o600)
 }
+
+// sameBridge reports whether a record's bridge is the one den.hcl asks
+// for: want "" leaves the choice to the provider (LXD: the profiles'
+// network), which the record then holds.
+func sameBridge(have, want string) bool { return want == "" || have == want }
 
 // peers lists the project's other machines with their addresses.
 func (e *Env) peers(m *Machine) []peer {
@@ -570,7 +591,8 @@ func (e *Env) assignAddress(ctx context.Context, m *Machine, rec *Record, prov p
 	} else {
 		taken = append(taken, fixedAddresses(m)...)
 	}
-	n, err := alloc.AllocateAddress(ctx, bridge, rec.Container, pfx, taken)
+	spec := &provider.Spec{Name: rec.Container, Network: provider.Network{Bridge: bridge}, Engine: m.Config.Engine()}
+	n, err := alloc.AllocateAddress(ctx, spec, pfx, taken)
 	if err != nil {
 		return err
 	}
@@ -579,6 +601,9 @@ func (e *Env) assignAddress(ctx context.Context, m *Machine, rec *Record, prov p
 	}
 	rec.Bridge, rec.Network = bridge, network
 	rec.Address, rec.Gateway, rec.MAC = n.Address.String(), n.Gateway.String(), n.MAC
+	if rec.Bridge == "" {
+		rec.Bridge = n.Bridge // the provider chose (LXD: the profiles' network)
+	}
 	if err := ix.Put(rec.indexEntry()); err != nil {
 		return err
 	}
@@ -669,20 +694,29 @@ func (e *Env) spec(m *Machine, b *box.Box, rec *Record) (*provider.Spec, error) 
 	for _, kv := range m.Config.LXCConfig {
 		raw = append(raw, [2]string{kv.Key, kv.Value})
 	}
+	var forwards []provider.Forward
+	for _, f := range m.Config.Forwards {
+		forwards = append(forwards, provider.Forward{Protocol: f.Protocol, HostIP: f.HostIP, HostPort: f.Host, GuestPort: f.Guest})
+	}
 	return &provider.Spec{
-		Name:      rec.Container,
-		Rootfs:    b.Rootfs(),
-		Hostname:  m.Config.Hostname,
-		Memory:    m.Config.Memory,
-		CPUs:      m.Config.CPUs,
-		Mounts:    mounts,
-		Network:   network,
-		BoxConfig: boxCfg,
-		RawConfig: raw,
-		IDBase:    rec.IDBase,
-		GuestUID:  uint32(rec.UID),
-		GuestGID:  uint32(rec.GID),
-		Nesting:   m.Config.Nesting,
+		Name:       rec.Container,
+		Rootfs:     b.Rootfs(),
+		Box:        b.Name,
+		BoxVersion: b.Version,
+		Engine:     m.Config.Engine(),
+		Forwards:   forwards,
+		Hostname:   m.Config.Hostname,
+		Memory:     m.Config.Memory,
+		CPUs:       m.Config.CPUs,
+		Mounts:     mounts,
+		Network:    network,
+		BoxConfig:  boxCfg,
+		RawConfig:  raw,
+		IDBase:     rec.IDBase,
+		GuestUID:   uint32(rec.UID),
+		GuestGID:   uint32(rec.GID),
+		Nesting:    m.Config.Nesting,
+		Privileged: m.Config.Privileged,
 	}, nil
 }
 
@@ -697,6 +731,9 @@ func (e *Env) mounts(m *Machine) ([]provider.Mount, error) {
 		return nil, err
 	}
 	for _, sf := range m.Config.Synced {
+		if sf.Type == config.FolderRsync {
+			continue // a copy, made over ssh once the machine runs
+		}
 		out = append(out, provider.Mount{Source: sf.Host, Target: sf.Guest, ReadOnly: sf.ReadOnly})
 		rel, err := filepath.Rel(sf.Host, m.Project.Dir)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
@@ -815,7 +852,7 @@ func (e *Env) start(ctx context.Context, m *Machine, rec *Record, prov provider.
 	if spec.IDBase != 0 {
 		e.warnRootOwned(m)
 	}
-	if err := e.startForwards(m, rec, false); err != nil {
+	if err := e.startForwards(ctx, m, rec, prov, false); err != nil {
 		return nil, err
 	}
 	if convert {
@@ -1085,7 +1122,7 @@ func (e *Env) destroy(ctx context.Context, m *Machine) error {
 	if err != nil {
 		return err
 	}
-	prov, err := e.machineProvider(rec)
+	prov, err := e.machineProvider(m, rec)
 	if err != nil {
 		return err
 	}

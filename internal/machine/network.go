@@ -40,7 +40,7 @@ func onNetwork(rec *Record, c *config.Machine) bool {
 	if c.Network == config.NetworkProject {
 		return rec.Network == config.NetworkProject && (!c.PrivateIP.IsValid() || rec.IP() == c.PrivateIP.String())
 	}
-	return rec.Network == "" && rec.Bridge == c.Bridge
+	return rec.Network == "" && sameBridge(rec.Bridge, c.Bridge)
 }
 
 // projectNetwork makes (or finds) m's project network, with the subnet

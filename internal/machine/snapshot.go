@@ -105,8 +105,10 @@ func (e *Env) save(ctx context.Context, m *Machine, rec *Record, s provider.Snap
 	}
 	if saved.Shared {
 		e.UI.Detail(name, "a copy-on-write snapshot, nothing copied, in %s%s", time.Since(start).Round(time.Millisecond), how)
-	} else {
+	} else if saved.Size > 0 {
 		e.UI.Detail(name, "%s copied in %s%s", ui.Bytes(saved.Size), time.Since(start).Round(time.Millisecond), how)
+	} else {
+		e.UI.Detail(name, "saved in %s%s", time.Since(start).Round(time.Millisecond), how)
 	}
 	e.UI.Say(name, "Snapshot saved! You can restore the snapshot at any time by\nusing 'den snapshot restore'. You can delete it using\n'den snapshot delete'.")
 	return nil

@@ -8,9 +8,10 @@ import (
 	"github.com/den-dev/den/internal/sshx"
 )
 
-// SSHConfig returns the OpenSSH config entry of a created machine, under
-// host (its alias when ""), with den.hcl's ssh settings, and (re)writes
-// the known_hosts file it names so the entry's HostKeyAlias is in it.
+// SSHConfig returns the OpenSSH config entry of created machine m (see
+// sshEntry) as its .den/ records it, without a provider: for den's
+// front end without root (den serve's client), which reaches machines at
+// their address. Env.SSHConfig is the whole story.
 func SSHConfig(m *Machine, host string) (sshx.ConfigEntry, error) {
 	rec, err := m.Record()
 	if err != nil {
@@ -19,6 +20,14 @@ func SSHConfig(m *Machine, host string) (sshx.ConfigEntry, error) {
 	if rec == nil || rec.Address == "" {
 		return sshx.ConfigEntry{}, errdefs.Machinef(errdefs.NotCreated, m.Name(), "machine %q is not created: run 'den up %s'", m.Name(), m.Name())
 	}
+	return sshEntry(m, rec, host)
+}
+
+// sshEntry returns the OpenSSH config entry of machine m, created as rec
+// says, under host (its alias when ""), with den.hcl's ssh settings, and
+// (re)writes the known_hosts file it names so the entry's HostKeyAlias is
+// in it.
+func sshEntry(m *Machine, rec *Record, host string) (sshx.ConfigEntry, error) {
 	alias := SSHAlias(m)
 	if host == "" {
 		host = alias

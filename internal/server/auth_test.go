@@ -63,6 +63,15 @@ func TestOtherUsers(t *testing.T) {
 		t.Errorf("the synced folder refusal is at %s:%d, want den.hcl:3", d.File, d.Start.Line)
 	}
 
+	// An LXD machine: den serve would reach LXD with root's access, and
+	// an lxd block's raw keys and devices (a disk device of /) are root's
+	// to choose.
+	os.WriteFile(filepath.Join(ts.dir, "den.hcl"), []byte("box = \"test/box\"\nprovider = \"lxd\"\nlxd {\n  devices = { host = { type = \"disk\", source = \"/\", path = \"/host\" } }\n}\n"), 0o644)
+	_, err = alice.Action(ctx, p.ID, api.StatePut{Action: api.ActionUp})
+	if ce, _ := err.(*client.Error); ce == nil || ce.Code != 403 || len(ce.Detail.Diagnostics) != 1 || ce.Detail.Diagnostics[0].Summary != "LXD machine not allowed" || ce.Detail.Diagnostics[0].Start.Line != 2 {
+		t.Fatalf("alice's up of an LXD machine: %v", err)
+	}
+
 	// An unprivileged machine (the default) with a den.hcl within her
 	// reach: she may.
 	os.WriteFile(filepath.Join(ts.dir, "den.hcl"), []byte("box = \"test/box\"\n"), 0o644)

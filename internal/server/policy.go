@@ -90,6 +90,14 @@ func (s *Server) policy(c *caller, p *config.Project, ms []*machine.Machine) err
 	who := c.String()
 	for _, m := range ms {
 		mc := m.Config
+		if mc.Provider == config.ProviderLXD {
+			// den serve reaches LXD with root's access (the socket, root's
+			// client certificate): its projects, profiles, raw keys and
+			// devices would be root's to choose.
+			refuse(mc.ProviderRange, "LXD machine not allowed",
+				"machine %q has provider \"lxd\", which den serve runs for root only: it would reach LXD with root's access; LXD gives users access of their own (its lxd group, or a trusted client certificate on a remote)", mc.Name)
+			continue
+		}
 		if machine.Privileged(m) && !s.cfg.AllowPrivileged {
 			refuse(mc.DefRange, "Privileged machine",
 				"machine %q would be a privileged container (root in it is root on this host), which only root may run; this den serve does not allow them for other users (its administrator can, with --allow-privileged)", mc.Name)

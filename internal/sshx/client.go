@@ -35,6 +35,23 @@ type Target struct {
 	Dial func(ctx context.Context) (net.Conn, error)
 }
 
+// DialConn opens the connection to t's sshd (t.Dial, else TCP to t.Addr)
+// without speaking SSH on it.
+func (t Target) DialConn(ctx context.Context) (net.Conn, error) {
+	var conn net.Conn
+	var err error
+	if t.Dial != nil {
+		conn, err = t.Dial(ctx)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", t.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connecting to sshd on %s: %w", t.Addr, err)
+	}
+	return conn, nil
+}
+
 // hostKeyError is the mismatch error; it matches ErrHostKeyMismatch.
 type hostKeyError struct{ msg string }
 
@@ -95,16 +112,9 @@ func Dial(ctx context.Context, t Target) (*ssh.Client, error) {
 		HostKeyAlgorithms: hostKeyAlgorithms(t.HostKey),
 	}
 
-	var conn net.Conn
-	var err error
-	if t.Dial != nil {
-		conn, err = t.Dial(ctx)
-	} else {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", t.Addr)
-	}
+	conn, err := t.DialConn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to sshd on %s: %w", t.Addr, err)
+		return nil, err
 	}
 	// Ending ctx puts the connection's deadline in the past, which unblocks
 	// every read and write of the handshake.

@@ -19,7 +19,9 @@ type ConfigEntry struct {
 	Port           int      // 0 means 22.
 	ForwardAgent   bool     // ForwardAgent yes
 	SendEnv        []string // environment variable names passed on (SendEnv)
-	ProxyCommand   string   // a command that reaches sshd (a provider's own way); "" none
+	// ProxyCommand, when set, is the command (argv) OpenSSH runs to reach
+	// the machine instead of connecting to HostName.
+	ProxyCommand []string
 }
 
 // WriteConfig writes e as an ssh_config Host block that checks the pinned
@@ -67,11 +69,13 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 			return fmt.Errorf("ssh-config: SendEnv %q is not an environment variable name", n)
 		}
 	}
-	if strings.ContainsAny(e.ProxyCommand, "\r\n\x00") {
-		return fmt.Errorf("ssh-config: ProxyCommand %q contains a line break or NUL, which would inject ssh options; refusing to write it", e.ProxyCommand)
-	}
 	if e.Port < 1 || e.Port > 65535 {
 		return fmt.Errorf("ssh-config: port %d is out of range 1-65535", e.Port)
+	}
+	for _, a := range e.ProxyCommand {
+		if strings.ContainsAny(a, "\r\n\x00") {
+			return fmt.Errorf("ssh-config: ProxyCommand argument %q contains a line break or NUL, which would inject ssh options; refusing to write it", a)
+		}
 	}
 
 	var b bytes.Buffer
@@ -83,6 +87,14 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 	fmt.Fprintf(&b, "  IdentitiesOnly yes\n")
 	fmt.Fprintf(&b, "  UserKnownHostsFile \"%s\"\n", escapeTokens(e.KnownHostsFile))
 	fmt.Fprintf(&b, "  HostKeyAlias %s\n", e.HostKeyAlias)
+	if len(e.ProxyCommand) > 0 {
+		// ssh runs it with the user's shell: each word single-quoted.
+		q := make([]string, len(e.ProxyCommand))
+		for i, a := range e.ProxyCommand {
+			q[i] = "'" + strings.ReplaceAll(escapeTokens(a), "'", `'\''`) + "'"
+		}
+		fmt.Fprintf(&b, "  ProxyCommand %s\n", strings.Join(q, " "))
+	}
 	fmt.Fprintf(&b, "  StrictHostKeyChecking yes\n")
 	fmt.Fprintf(&b, "  PasswordAuthentication no\n")
 	fmt.Fprintf(&b, "  LogLevel ERROR\n")
@@ -91,9 +103,6 @@ func WriteConfig(w io.Writer, e ConfigEntry) error {
 	}
 	if len(e.SendEnv) > 0 {
 		fmt.Fprintf(&b, "  SendEnv %s\n", strings.Join(e.SendEnv, " "))
-	}
-	if e.ProxyCommand != "" {
-		fmt.Fprintf(&b, "  ProxyCommand %s\n", escapeTokens(e.ProxyCommand))
 	}
 	_, err := w.Write(b.Bytes())
 	return err

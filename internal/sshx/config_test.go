@@ -61,6 +61,7 @@ func TestWriteConfigRefuses(t *testing.T) {
 		{"relative IdentityFile", func(e *ConfigEntry) { e.IdentityFile = ".den/web/id_ed25519" }, `IdentityFile ".den/web/id_ed25519" must be an absolute path`},
 		{"quote in KnownHostsFile", func(e *ConfigEntry) { e.KnownHostsFile = `/a"b/known_hosts` }, `UserKnownHostsFile "/a\"b/known_hosts" contains a quote or backslash`},
 		{"port out of range", func(e *ConfigEntry) { e.Port = 70000 }, `port 70000 is out of range`},
+		{"LF in ProxyCommand", func(e *ConfigEntry) { e.ProxyCommand = []string{"/bin/den", "x\nHost *"} }, `ProxyCommand argument "x\nHost *" contains a line break or NUL`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,5 +76,20 @@ func TestWriteConfigRefuses(t *testing.T) {
 				t.Errorf("WriteConfig wrote %q before refusing", b.String())
 			}
 		})
+	}
+}
+
+// TestWriteConfigProxyCommand: each word of ProxyCommand is single-quoted
+// for the shell ssh runs it with, quotes and %-tokens escaped.
+func TestWriteConfigProxyCommand(t *testing.T) {
+	e := goldenEntry()
+	e.ProxyCommand = []string{"/opt/den", "-C", "/home/me/it's 50%", "__ssh-proxy", "web"}
+	var b bytes.Buffer
+	if err := WriteConfig(&b, e); err != nil {
+		t.Fatal(err)
+	}
+	want := `  ProxyCommand '/opt/den' '-C' '/home/me/it'\''s 50%%' '__ssh-proxy' 'web'` + "\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("WriteConfig wrote:\n%s\nwant the line:\n%s", b.String(), want)
 	}
 }

@@ -7,6 +7,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,4 +110,31 @@ func Btrfs(t testing.TB, size int64) string {
 		t.Fatalf("mount %s (btrfs) on %s: %v", loop, mnt, err)
 	}
 	return mnt
+}
+
+// LXDSocket is where this host's LXD answers (scripts/lxd-setup.sh
+// starts it).
+const LXDSocket = "/var/lib/lxd/unix.socket"
+
+// LXDReason says why LXD tests cannot run here, or "".
+func LXDReason() string {
+	if why := Reason(); why != "" {
+		return why
+	}
+	c, err := net.DialTimeout("unix", LXDSocket, time.Second)
+	if err != nil {
+		return "this host's LXD does not answer on " + LXDSocket + " (run scripts/lxd-setup.sh)"
+	}
+	c.Close()
+	return ""
+}
+
+// LXD returns the test box file, or skips t (fails it in CI) when LXD
+// tests cannot run: they need what Box needs and this host's LXD.
+func LXD(t testing.TB) string {
+	t.Helper()
+	if why := LXDReason(); why != "" {
+		Skip(t, why)
+	}
+	return os.Getenv("DEN_TEST_BOX")
 }

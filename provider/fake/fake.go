@@ -296,7 +296,8 @@ func (p *Provider) Unfreeze(ctx context.Context, name string) error {
 }
 
 // AllocateAddress hands out the highest free address of Subnet.
-func (p *Provider) AllocateAddress(ctx context.Context, network, name string, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
+func (p *Provider) AllocateAddress(ctx context.Context, spec *provider.Spec, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
+	network := spec.Network.Bridge
 	subnet := p.Subnet
 	p.mu.Lock()
 	for _, pn := range p.networks {

@@ -23,7 +23,8 @@ var _ provider.Addresser = (*Provider)(nil)
 // is kept when still free. The MAC is derived from the address, so an
 // address never comes back with another MAC (a stale neighbour entry cost
 // ~45 s of failed ssh).
-func (p *Provider) AllocateAddress(ctx context.Context, bridge, name string, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
+func (p *Provider) AllocateAddress(ctx context.Context, spec *provider.Spec, prefer netip.Prefix, taken []netip.Addr) (provider.Network, error) {
+	bridge, name := spec.Network.Bridge, spec.Name
 	subnet, err := BridgePrefix(bridge)
 	if err != nil {
 		return provider.Network{}, err

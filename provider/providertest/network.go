@@ -72,7 +72,7 @@ func testNetworks(t *testing.T, h Harness) {
 	if a, ok := p.(provider.Addresser); ok {
 		name := machine(t, h)
 		spec := h.Spec(t, name)
-		n, err := a.AllocateAddress(c, pn.Bridge, name, netip.Prefix{}, nil)
+		n, err := a.AllocateAddress(c, &provider.Spec{Name: name, Network: provider.Network{Bridge: pn.Bridge}}, netip.Prefix{}, nil)
 		must(t, "AllocateAddress on the network", err)
 		if !pn.Subnet.Contains(n.Address.Addr()) || n.Gateway != pn.Subnet.Addr().Next() {
 			t.Errorf("AllocateAddress on %+v = %+v", pn, n)

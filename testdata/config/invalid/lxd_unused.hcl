@@ -1,0 +1,5 @@
+box = "debian/bookworm"
+
+lxd {
+  remote = "ci"
+}
