@@ -418,3 +418,33 @@ func linkLock(path string, deadline time.Time) (func(), error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// CheckSharedWithLXD returns an error when the host's LXD would map its
+// containers into den's block: LXD takes root's first range of at least
+// 65536 ids in /etc/subuid and /etc/subgid for all its containers, and
+// when that is den's (den reserved it before LXD added a line of its own),
+// LXD's machines would get the very host ids den gives its LXC machines.
+// No recorded block, or no such range, passes.
+func (f Files) CheckSharedWithLXD() error {
+	b, ok, err := f.readRecord()
+	if err != nil || !ok {
+		return err
+	}
+	for _, p := range []string{f.SubUID, f.SubGID} {
+		_, entries, err := readEntries(p)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if (e.owner != "root" && e.owner != "0") || e.count < 65536 {
+				continue
+			}
+			if overlap64(uint64(b.Base), uint64(b.Count), e.start, e.count) {
+				return fmt.Errorf("LXD maps its machines into root's first range of 65536 ids or more in %s, %s (line %d), which is den's id block for LXC machines (%s): LXD's machines would share host ids with den's. Put a range of LXD's own for root above that line in %s and %s (Debian's lxd uses root:100000:10000001) and restart LXD",
+					p, e, e.line, f.Record, f.SubUID, f.SubGID)
+			}
+			break // the one LXD uses
+		}
+	}
+	return nil
+}

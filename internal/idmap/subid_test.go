@@ -316,3 +316,31 @@ func TestReserveSystemFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSharedWithLXD: LXD maps every container into root's first
+// range of 65536 ids or more; when den reserved its block before LXD
+// added a line of its own, that range is den's, and LXD's machines would
+// share host ids with den's LXC machines.
+func TestCheckSharedWithLXD(t *testing.T) {
+	// LXD's line first (installed before den's first machine): fine.
+	f := tempFiles(t, "root:1234:1\nroot:100000:10000001\n", "root:100000:10000001\n")
+	if err := f.CheckSharedWithLXD(); err != nil {
+		t.Errorf("no block yet: %v", err)
+	}
+	if _, err := f.Reserve(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CheckSharedWithLXD(); err != nil {
+		t.Errorf("LXD's range before den's: %v", err)
+	}
+	// den's first (root had no range when den reserved it): refused.
+	f = tempFiles(t, "root:1234:1\n", "")
+	if _, err := f.Reserve(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(f.SubUID, []byte(read(t, f.SubUID)+"root:100000:10000001\n"), 0o644)
+	err := f.CheckSharedWithLXD()
+	if err == nil || !strings.Contains(err.Error(), "den's id block") || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("den's block first: %v", err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/host"
+	"github.com/den-dev/den/internal/idmap"
 	"github.com/den-dev/den/internal/lock"
 	"github.com/den-dev/den/provider"
 )
@@ -68,6 +69,12 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	}
 	if err := p.checkPlacement(ctx, m, x); err != nil {
 		return err
+	}
+	if m.srv.local() && !spec.Privileged {
+		// This host's LXD must not map machines into den's LXC id block.
+		if err := idmap.SystemFiles.CheckSharedWithLXD(); err != nil {
+			return errdefs.Newf(errdefs.Invalid, "%v", err)
+		}
 	}
 	put, err := p.instancePut(ctx, m, spec, x)
 	if err != nil {
