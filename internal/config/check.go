@@ -23,14 +23,21 @@ func CheckGuestPath(guest string) error {
 
 // OwnedLXCKey reports whether den sets the LXC key itself (so lxc { config }
 // may not), and what to use instead.
-func OwnedLXCKey(key string) (use string, owned bool) {
-	i := slices.IndexFunc(ownedKeys, func(o struct{ key, use string }) bool {
+func OwnedLXCKey(key string) (use string, ok bool) { return owned(ownedKeys, key) }
+
+// ownedKey is a key den sets itself (it and every key below it), with
+// what to use instead.
+type ownedKey struct{ key, use string }
+
+// owned finds key in list: what to use instead, and whether den owns it.
+func owned(list []ownedKey, key string) (use string, ok bool) {
+	i := slices.IndexFunc(list, func(o ownedKey) bool {
 		return key == o.key || strings.HasPrefix(key, o.key+".")
 	})
 	if i < 0 {
 		return "", false
 	}
-	return ownedKeys[i].use, true
+	return list[i].use, true
 }
 
 // ValidLXCKey reports whether key has the form of an LXC key ("lxc.a.b").

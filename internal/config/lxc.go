@@ -13,7 +13,7 @@ import (
 
 // ownedKeys are the LXC keys den sets itself (the key and everything below
 // it), with what to use instead.
-var ownedKeys = []struct{ key, use string }{
+var ownedKeys = []ownedKey{
 	{"lxc.rootfs", "the rootfs is an overlay of the box: choose it with box"},
 	{"lxc.mount", "use synced_folder blocks for bind mounts"},
 	{"lxc.net", "use bridge to choose the host bridge eth0 joins"},
@@ -91,10 +91,8 @@ func (l *loader) lxcConfig(expr hcl.Expression) []KV {
 			l.errorf(p.keyRange, "Invalid LXC key", "%q is not an LXC key: keys start with \"lxc.\", e.g. \"lxc.apparmor.profile\"; see lxc.container.conf(5).", key)
 			continue
 		}
-		if i := slices.IndexFunc(ownedKeys, func(o struct{ key, use string }) bool {
-			return key == o.key || strings.HasPrefix(key, o.key+".")
-		}); i >= 0 {
-			l.errorf(p.keyRange, "LXC key set by den", "den sets %q itself; %s.", key, ownedKeys[i].use)
+		if use, ok := owned(ownedKeys, key); ok {
+			l.errorf(p.keyRange, "LXC key set by den", "den sets %q itself; %s.", key, use)
 			continue
 		}
 		if strings.ContainsAny(value, "\r\n\x00") {

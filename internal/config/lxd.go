@@ -97,7 +97,7 @@ var (
 
 // lxdOwnedKeys are the instance keys den sets itself, with what to use
 // instead.
-var lxdOwnedKeys = []struct{ key, use string }{
+var lxdOwnedKeys = []ownedKey{
 	{"limits.memory", "use memory"},
 	{"limits.cpu", "use cpus"},
 	{"raw.idmap", "den maps the project owner's uid for synced folders itself"},
@@ -182,16 +182,14 @@ func (l *loader) lxd(b *hcl.Block) *lxdLayer {
 // lxdConfig decodes lxd { config = { "key" = "value" } }.
 func (l *loader) lxdConfig(a *hcl.Attribute, ranges map[string]hcl.Range) []KV {
 	var out []KV
-	for _, it := range l.stringMap(a.Expr, "lxd config", `{ "security.nesting" = "true" }`) {
+	for _, it := range l.stringMap(a.Expr, "lxd config", `{ "boot.autostart" = "true" }`) {
 		key, value := it.key, it.value
 		if !lxdKeyRE.MatchString(key) {
 			l.errorf(it.keyRange, "Invalid LXD key", "%q is not an LXD instance key such as \"boot.autostart\".", key)
 			continue
 		}
-		if i := slices.IndexFunc(lxdOwnedKeys, func(o struct{ key, use string }) bool {
-			return key == o.key || strings.HasPrefix(key, o.key+".")
-		}); i >= 0 {
-			l.errorf(it.keyRange, "LXD key set by den", "den sets %q itself; %s.", key, lxdOwnedKeys[i].use)
+		if use, ok := owned(lxdOwnedKeys, key); ok {
+			l.errorf(it.keyRange, "LXD key set by den", "den sets %q itself; %s.", key, use)
 			continue
 		}
 		if strings.ContainsRune(value, 0) {

@@ -161,14 +161,21 @@ var (
 	addressLock = "/run/lock/den-addresses.lock"
 )
 
-// lockAddresses takes the host-wide address allocation lock and registers home.
-func lockAddresses(ctx context.Context, home layout.Home) (*lock.Lock, error) {
-	return lockHost(ctx, home, addressLock, "den address allocation")
-}
-
-// lockIDs takes the host-wide id range allocation lock and registers home.
-func lockIDs(ctx context.Context, home layout.Home) (*lock.Lock, error) {
-	return lockHost(ctx, home, addressLock, "den id range allocation")
+// allocating runs f with the host-wide allocation lock held (address,
+// id range and network allocations take it; what says which, for whoever
+// waits on it), home registered, and the index open.
+func (e *Env) allocating(ctx context.Context, what string, f func(ix *Index) error) error {
+	hostLock, err := lockHost(ctx, e.Home, addressLock, what)
+	if err != nil {
+		return err
+	}
+	defer hostLock.Unlock()
+	ix, err := OpenIndex(ctx, e.Home)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	return f(ix)
 }
 
 // lockHost takes the host-wide lock at path and registers home.

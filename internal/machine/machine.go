@@ -565,53 +565,45 @@ func (e *Env) assignAddress(ctx context.Context, m *Machine, rec *Record, prov p
 		rec.Bridge, rec.Network = m.Config.Bridge, ""
 		return nil
 	}
-	hostLock, err := lockAddresses(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer hostLock.Unlock()
-	ix, err := OpenIndex(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer ix.Close()
-	bridge, network := m.Config.Bridge, ""
-	fixed := m.Config.PrivateIP
-	if m.Config.Network == config.NetworkProject {
-		pn, err := e.projectNetwork(ctx, m, rec, prov, ix)
+	return e.allocating(ctx, "den address allocation", func(ix *Index) error {
+		bridge, network := m.Config.Bridge, ""
+		fixed := m.Config.PrivateIP
+		if m.Config.Network == config.NetworkProject {
+			pn, err := e.projectNetwork(ctx, m, rec, prov, ix)
+			if err != nil {
+				return err
+			}
+			bridge, network = pn.Bridge, config.NetworkProject
+		}
+		pfx, _ := netip.ParsePrefix(prefer)
+		taken := ix.takenAddresses(rec.Container)
+		if fixed.IsValid() {
+			pfx = netip.PrefixFrom(fixed, 24)
+		} else {
+			taken = append(taken, fixedAddresses(m)...)
+		}
+		spec := &provider.Spec{Name: rec.Container, Network: provider.Network{Bridge: bridge}, Engine: m.Config.Engine()}
+		n, err := alloc.AllocateAddress(ctx, spec, pfx, taken)
 		if err != nil {
 			return err
 		}
-		bridge, network = pn.Bridge, config.NetworkProject
-	}
-	pfx, _ := netip.ParsePrefix(prefer)
-	taken := ix.takenAddresses(rec.Container)
-	if fixed.IsValid() {
-		pfx = netip.PrefixFrom(fixed, 24)
-	} else {
-		taken = append(taken, fixedAddresses(m)...)
-	}
-	spec := &provider.Spec{Name: rec.Container, Network: provider.Network{Bridge: bridge}, Engine: m.Config.Engine()}
-	n, err := alloc.AllocateAddress(ctx, spec, pfx, taken)
-	if err != nil {
-		return err
-	}
-	if fixed.IsValid() && n.Address.Addr() != fixed {
-		return errdefs.Machinef(errdefs.Exists, m.Name(), "machine %q's address %s (%s) is taken: %s", m.Name(), fixed, config.Location(m.Config.PrivateRange), addressHolder(ix, fixed, rec.Container))
-	}
-	rec.Bridge, rec.Network = bridge, network
-	rec.Address, rec.Gateway, rec.MAC = n.Address.String(), n.Gateway.String(), n.MAC
-	if rec.Bridge == "" {
-		rec.Bridge = n.Bridge // the provider chose (LXD: the profiles' network)
-	}
-	if err := ix.Put(rec.indexEntry()); err != nil {
-		return err
-	}
-	// Tidying: a network that could not be removed now is, later.
-	if err := e.sweepNetworks(ctx, prov, ix); err != nil {
-		e.UI.Warn(m.Name(), "%v", err)
-	}
-	return nil
+		if fixed.IsValid() && n.Address.Addr() != fixed {
+			return errdefs.Machinef(errdefs.Exists, m.Name(), "machine %q's address %s (%s) is taken: %s", m.Name(), fixed, config.Location(m.Config.PrivateRange), addressHolder(ix, fixed, rec.Container))
+		}
+		rec.Bridge, rec.Network = bridge, network
+		rec.Address, rec.Gateway, rec.MAC = n.Address.String(), n.Gateway.String(), n.MAC
+		if rec.Bridge == "" {
+			rec.Bridge = n.Bridge // the provider chose (LXD: the profiles' network)
+		}
+		if err := ix.Put(rec.indexEntry()); err != nil {
+			return err
+		}
+		// Tidying: a network that could not be removed now is, later.
+		if err := e.sweepNetworks(ctx, prov, ix); err != nil {
+			e.UI.Warn(m.Name(), "%v", err)
+		}
+		return nil
+	})
 }
 
 // assignIDs gives rec an id range of its own from a provider that runs
@@ -623,22 +615,14 @@ func (e *Env) assignIDs(ctx context.Context, rec *Record, prov provider.Provider
 	if !ok {
 		return nil
 	}
-	hostLock, err := lockIDs(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer hostLock.Unlock()
-	ix, err := OpenIndex(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer ix.Close()
-	base, err := iso.AllocateIDs(ctx, rec.Container, rec.IDBase, ix.takenIDs(rec.Container))
-	if err != nil {
-		return err
-	}
-	rec.IDBase = base
-	return ix.Put(rec.indexEntry())
+	return e.allocating(ctx, "den id range allocation", func(ix *Index) error {
+		base, err := iso.AllocateIDs(ctx, rec.Container, rec.IDBase, ix.takenIDs(rec.Container))
+		if err != nil {
+			return err
+		}
+		rec.IDBase = base
+		return ix.Put(rec.indexEntry())
+	})
 }
 
 // writeKnownHosts writes the machine's known_hosts for OpenSSH: its host

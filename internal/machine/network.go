@@ -97,21 +97,13 @@ func (e *Env) keepNetwork(ctx context.Context, m *Machine, rec *Record, prov pro
 	if err != nil {
 		return nil
 	}
-	hostLock, err := lockAddresses(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer hostLock.Unlock()
-	ix, err := OpenIndex(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer ix.Close()
-	taken, _ := ix.takenSubnets(m.Project.Dir)
-	if _, err := nw.EnsureNetwork(ctx, projectNetworkID(m.Project.Dir), p.Masked(), false, taken); err != nil {
-		return errdefs.Machinef(errdefs.KindOf(err), m.Name(), "machine %q: the project's network: %w", m.Name(), err)
-	}
-	return nil
+	return e.allocating(ctx, "den network allocation", func(ix *Index) error {
+		taken, _ := ix.takenSubnets(m.Project.Dir)
+		if _, err := nw.EnsureNetwork(ctx, projectNetworkID(m.Project.Dir), p.Masked(), false, taken); err != nil {
+			return errdefs.Machinef(errdefs.KindOf(err), m.Name(), "machine %q: the project's network: %w", m.Name(), err)
+		}
+		return nil
+	})
 }
 
 // takenSubnets lists the subnets of every machine den gave an address, in
@@ -204,15 +196,7 @@ func (e *Env) dropUnusedNetworks(ctx context.Context, prov provider.Provider) er
 	if _, ok := prov.(provider.Networker); !ok {
 		return nil
 	}
-	hostLock, err := lockAddresses(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer hostLock.Unlock()
-	ix, err := OpenIndex(ctx, e.Home)
-	if err != nil {
-		return err
-	}
-	defer ix.Close()
-	return e.sweepNetworks(ctx, prov, ix)
+	return e.allocating(ctx, "den network allocation", func(ix *Index) error {
+		return e.sweepNetworks(ctx, prov, ix)
+	})
 }
