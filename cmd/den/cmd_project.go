@@ -69,7 +69,7 @@ var validateCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if err := env.CheckHost(p, ms); err != nil {
+		if err := env.CheckHost(cliCtx.Context, p, ms); err != nil {
 			return err
 		}
 		if len(p.Warnings) > 0 {

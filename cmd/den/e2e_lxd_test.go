@@ -210,7 +210,7 @@ machine "db" {
 	if err := os.WriteFile(cfg, []byte(mustDen(t, dir, "ssh-config")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ssh := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "den-db", "echo", "via-openssh")
+	ssh := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", filepath.Base(dir)+"-db", "echo", "via-openssh")
 	ssh.Env = append(os.Environ(), "DEN_HOME="+e2e.home)
 	if out, err := ssh.CombinedOutput(); err != nil || !strings.Contains(string(out), "via-openssh") {
 		t.Errorf("ssh -F: %v\n%s", err, out)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,8 +32,15 @@ func exchange(port int) (string, error) {
 	var last error
 	for range 50 {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
-		if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
 			return "", err // nothing listens on the host: no retry helps
+		}
+		if err != nil {
+			// The forwarder resets a connection the guest refused (its
+			// listener is not up yet), sometimes before connect returns.
+			last = err
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		c.Write([]byte("ping\n"))

@@ -1,12 +1,14 @@
 package machine
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/den-dev/den/box"
 	"github.com/den-dev/den/internal/config"
 	"github.com/den-dev/den/internal/forward"
+	"github.com/den-dev/den/provider"
 )
 
 // CheckHost holds machines ms of p against this host (config.CheckHost):
@@ -15,7 +17,7 @@ import (
 // free. The errors are den.hcl diagnostics at the lines to fix. A port held
 // by the forwarder of the machine that forwards it is not in the way; one
 // held by another den machine or program says which.
-func (e *Env) CheckHost(p *config.Project, ms []*Machine) error {
+func (e *Env) CheckHost(ctx context.Context, p *config.Project, ms []*Machine) error {
 	facts := e.HostFacts
 	if facts == nil {
 		facts = config.HostFactsNow
@@ -44,7 +46,7 @@ func (e *Env) CheckHost(p *config.Project, ms []*Machine) error {
 			continue
 		}
 		sub.Machines = append(sub.Machines, m.Config)
-		if _, ok := forward.Running(m.State.ForwardPid()); ok {
+		if _, ok := forward.Running(m.State.ForwardPid()); ok || e.engineForwards(ctx, m) {
 			for _, f := range m.Config.Forwards {
 				own[port{f.Protocol, f.HostIP, f.Host}] = true
 			}
@@ -75,4 +77,26 @@ func portHolder(r forward.Rule) string {
 		return fmt.Sprintf("%s (its port forwarder, pid %d)", owner, pid)
 	}
 	return fmt.Sprintf("pid %d (%s)", pid, strings.Join(cmd, " "))
+}
+
+// engineForwards reports whether m is running with its ports forwarded by
+// its engine (LXD's proxy devices): the host ports are its own.
+func (e *Env) engineForwards(ctx context.Context, m *Machine) bool {
+	rec, err := m.Record()
+	if err != nil || rec == nil || len(m.Config.Forwards) == 0 {
+		return false
+	}
+	prov, err := e.machineProvider(m, rec)
+	if err != nil {
+		return false
+	}
+	pf, ok := prov.(provider.PortForwarder)
+	if !ok {
+		return false
+	}
+	if engine, err := pf.ForwardsPorts(ctx, &provider.Spec{Name: rec.Container, Engine: m.Config.Engine()}); err != nil || !engine {
+		return false
+	}
+	st, err := prov.State(ctx, rec.Container)
+	return err == nil && (st == provider.Running || st == provider.Frozen)
 }

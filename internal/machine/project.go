@@ -102,7 +102,7 @@ func (e *Env) reserveAll(ctx context.Context, ms []*Machine) error {
 func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
 	if len(ms) > 0 {
 		// den.hcl against this host, before anything is created.
-		if err := e.CheckHost(ms[0].Project, ms); err != nil {
+		if err := e.CheckHost(ctx, ms[0].Project, ms); err != nil {
 			return err
 		}
 	}
@@ -124,7 +124,7 @@ func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
 // its disk, under the machine's lock throughout.
 func (e *Env) Reload(ctx context.Context, ms []*Machine, opts UpOptions, timeout time.Duration) error {
 	if len(ms) > 0 {
-		if err := e.CheckHost(ms[0].Project, ms); err != nil {
+		if err := e.CheckHost(ctx, ms[0].Project, ms); err != nil {
 			return err
 		}
 	}

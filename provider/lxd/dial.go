@@ -42,7 +42,9 @@ func (p *Provider) DialGuest(ctx context.Context, name string, port int) (net.Co
 	if port != 22 {
 		return nil, fmt.Errorf("port %d of machine %q on remote %q: %w (only sshd is reached through LXD)", port, name, m.pl.Remote, provider.ErrNotSupported)
 	}
-	return execConn(ctx, m.is, name, []string{"/usr/sbin/sshd", "-i"})
+	// sshd needs its privilege separation folder, which a box that starts
+	// sshd from a socket unit (den's) makes only per connection.
+	return execConn(ctx, m.is, name, []string{"/bin/sh", "-c", "mkdir -p -m 0755 /run/sshd && exec /usr/sbin/sshd -i"})
 }
 
 // address is the machine's IPv4 address on eth0.
