@@ -92,9 +92,9 @@ func (p *Provider) store(name string) (store, error) {
 func removeTree(dir string) error { return fsutil.RemoveTreeWith(dir, btrfs.RemoveAt) }
 
 // SetStorage chooses the store of the machines this provider makes from
-// now on whose Spec.Storage names none: "overlay", "btrfs" (the LXC path must be on btrfs) or "auto"
-// (btrfs when the LXC path is on it, else overlay; what New chose).
-// Machines made before keep theirs.
+// now on whose Spec.Storage names none: "overlay", "btrfs" (the LXC path
+// must be on btrfs) or "auto" (btrfs when the LXC path is on it, else
+// overlay; what New chose). Machines made before keep theirs.
 func (p *Provider) SetStorage(name string) error {
 	onBtrfs, err := btrfs.Is(p.Path)
 	if err != nil {
