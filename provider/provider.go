@@ -123,6 +123,11 @@ type Spec struct {
 	// Nesting lets the machine run containers of its own (LXC, Docker,
 	// Podman) inside its user namespace.
 	Nesting bool
+	// Storage is the store Create keeps the machine's filesystem in, one
+	// StoreChooser.Stores names; "" is the provider's default. Start
+	// ignores it: a machine keeps the store it was made with. A provider
+	// without StoreChooser ignores it.
+	Storage string
 	// Privileged is den.hcl's privileged = true. A provider with Isolator
 	// has it as IDBase 0; one without runs the machine privileged by its
 	// engine's own means (LXD: security.privileged), and unprivileged in
@@ -204,6 +209,21 @@ type HostNoter interface {
 // why, and what each other store needs, one line each (den host check).
 type StorageReporter interface {
 	StorageInfo() []string
+}
+
+// StoreChooser is the optional ability to keep a new machine's
+// filesystem in the store its Spec.Storage names (den.hcl's storage =
+// "..."), when the engine has several ways (lxc: an overlay over the box,
+// or a btrfs snapshot of it).
+type StoreChooser interface {
+	// Stores lists the stores Spec.Storage may name, each with "" when
+	// this host has it, else why not, a clause ("DEN_HOME must be on a
+	// btrfs filesystem for it, and /var/lib/den/machines is not"). It
+	// changes nothing. Create refuses a store this host does not have.
+	Stores() map[string]string
+	// MachineStore is the store machine name was made with, which it
+	// keeps; "" for a machine that does not exist.
+	MachineStore(ctx context.Context, name string) (string, error)
 }
 
 // Addresser is the optional ability to give a machine a fixed address on

@@ -206,8 +206,9 @@ func newEnv() (*machine.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The store of new machines: btrfs when DEN_HOME is on btrfs, unless
-	// DEN_STORAGE says otherwise.
+	// The store of new machines whose den.hcl names none (storage =
+	// "auto"): btrfs when DEN_HOME is on btrfs, unless DEN_STORAGE says
+	// otherwise.
 	if s := os.Getenv("DEN_STORAGE"); s != "" {
 		if err := p.SetStorage(s); err != nil {
 			return nil, err

@@ -180,6 +180,20 @@ func TestCLIValidateWarnsPrivileged(t *testing.T) {
 	}
 }
 
+// validate shows each machine's store: den.hcl's, or auto.
+func TestCLIValidateStorage(t *testing.T) {
+	dir := projectDir(t, "box = \"debian/bookworm\"\nmachine \"a\" {\n  storage = \"overlay\"\n}\nmachine \"b\" {}\n")
+	r := den(t, dir, "", "validate")
+	if r.code != 0 {
+		t.Fatalf("validate: %d %q", r.code, r.err)
+	}
+	for _, want := range []string{"    store overlay\n", "    store auto (the one DEN_HOME gets when the machine is made)\n"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("validate's output lacks %q:\n%s", want, r.out)
+		}
+	}
+}
+
 // TestCLITriggersAndAutostart: validate describes triggers and autostart;
 // den autostart, the systemd unit's commands and the init script do
 // nothing (and succeed) in a home without autostart machines.

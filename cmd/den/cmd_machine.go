@@ -118,7 +118,7 @@ var statusCommand = &cli.Command{
 }
 
 // printStatus prints `den status`: JSON, or a line per machine with its
-// state, provider and isolation, address and notes.
+// state, provider, store and isolation, address and notes.
 func printStatus(cliCtx *cli.Context, all []machine.Status) error {
 	if cliCtx.Bool("json") {
 		return printJSON(all)
@@ -145,6 +145,9 @@ func printStatus(cliCtx *cli.Context, all []machine.Status) error {
 		how := s.Provider
 		if s.Location != "" {
 			how += " on " + s.Location
+		}
+		if s.Store != "" {
+			how += ", " + s.Store + " store"
 		}
 		switch {
 		case s.Privileged:

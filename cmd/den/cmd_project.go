@@ -103,6 +103,9 @@ var validateCommand = &cli.Command{
 			default:
 				fmt.Printf("    unprivileged\n")
 			}
+			if c.Provider != config.ProviderLXD {
+				fmt.Printf("    store %s\n", storeText(c.Storage))
+			}
 			if c.BoxVersion != "" {
 				fmt.Printf("    box version %s\n", c.BoxVersion)
 			}
@@ -163,6 +166,14 @@ var validateCommand = &cli.Command{
 		}
 		return nil
 	},
+}
+
+// storeText says which store den.hcl's storage asks for, for validate.
+func storeText(storage string) string {
+	if storage == "" {
+		return "auto (the one DEN_HOME gets when the machine is made)"
+	}
+	return storage
 }
 
 // triggerWhat says what a trigger's run or run_remote runs.

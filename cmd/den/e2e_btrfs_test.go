@@ -144,6 +144,121 @@ func TestE2EBtrfs(t *testing.T) {
 	}
 }
 
+// TestE2EBtrfsStorageSetting: on a btrfs DEN_HOME, a machine whose
+// den.hcl says storage = "overlay" gets the overlay store and one that
+// says nothing the DEN_HOME's (btrfs); both come up. A den.hcl that then
+// asks for the other store changes neither: status notes it.
+func TestE2EBtrfsStorageSetting(t *testing.T) {
+	needE2E(t)
+	mnt := testenv.Btrfs(t, 6<<30)
+	home := filepath.Join(mnt, "home")
+	if err := os.Mkdir(home, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	denIn(t, home, t.TempDir(), "box", "add", "debian/bookworm", os.Getenv("DEN_TEST_BOX"))
+	const hcl = "box = \"debian/bookworm\"\nmachine \"ovl\" {\n  storage = \"overlay\"\n}\nmachine \"auto\" {}\n"
+	dir := newProjectHome(t, home, "storage-project", hcl)
+	if out := denIn(t, home, dir, "validate"); !strings.Contains(out, "    store overlay\n") || !strings.Contains(out, "    store auto") {
+		t.Errorf("validate:\n%s", out)
+	}
+	denIn(t, home, dir, "up")
+	type storeStatus struct {
+		Name, State, Container, Store, Note string
+	}
+	readStatus := func() map[string]storeStatus {
+		var st []storeStatus
+		if err := json.Unmarshal([]byte(denIn(t, home, dir, "status", "--json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]storeStatus{}
+		for _, s := range st {
+			out[s.Name] = s
+		}
+		return out
+	}
+	st := readStatus()
+	for name, want := range map[string]string{"ovl": "overlay", "auto": "btrfs"} {
+		s := st[name]
+		if s.State != "running" || s.Store != want {
+			t.Errorf("%s: %+v, want running in the %s store", name, s, want)
+		}
+		machineDir := filepath.Join(home, "machines", s.Container)
+		layer, err := os.ReadFile(filepath.Join(machineDir, "layer.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subvol := btrfs.IsSubvolume(filepath.Join(machineDir, "rootfs"))
+		_, overlayErr := os.Stat(filepath.Join(machineDir, "delta0"))
+		switch want {
+		case "overlay":
+			if strings.Contains(string(layer), `"store"`) || subvol || overlayErr != nil {
+				t.Errorf("%s: layer.json %s, rootfs a subvolume: %v, delta0: %v; want an overlay layer", name, layer, subvol, overlayErr)
+			}
+		case "btrfs":
+			if !strings.Contains(string(layer), `"store":"btrfs"`) || !subvol {
+				t.Errorf("%s: layer.json %s, rootfs a subvolume: %v; want a btrfs snapshot", name, layer, subvol)
+			}
+		}
+		if got := denIn(t, home, dir, "ssh", name, "-c", "echo ok"); got != "ok\n" {
+			t.Errorf("%s answers %q", name, got)
+		}
+	}
+
+	// den.hcl now asks for the other store: the machines keep theirs.
+	swapped := "box = \"debian/bookworm\"\nmachine \"ovl\" {\n  storage = \"btrfs\"\n}\nmachine \"auto\" {\n  storage = \"overlay\"\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "den.hcl"), []byte(swapped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = readStatus()
+	if s := st["ovl"]; s.Store != "overlay" || !strings.Contains(s.Note, `stays overlay: storage = "btrfs" applies to a machine when it is made`) {
+		t.Errorf("ovl after den.hcl asked for btrfs: %+v", s)
+	}
+	if s := st["auto"]; s.Store != "btrfs" || !strings.Contains(s.Note, `stays btrfs: storage = "overlay"`) {
+		t.Errorf("auto after den.hcl asked for overlay: %+v", s)
+	}
+	if out := denIn(t, home, dir, "status"); !strings.Contains(out, "lxc, overlay store") || !strings.Contains(out, "lxc, btrfs store") {
+		t.Errorf("status:\n%s", out)
+	}
+	up := exec.Command(e2e.bin, "up", "ovl")
+	up.Dir, up.Env = dir, append(os.Environ(), "DEN_HOME="+home)
+	out, err := up.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `storage = "btrfs" (den.hcl:3:13) applies to a machine when it is made: this one stays overlay`) {
+		t.Errorf("up after den.hcl asked for another store: %v\n%s", err, out)
+	}
+	if s := readStatus()["ovl"]; s.Store != "overlay" {
+		t.Errorf("ovl after up: %+v", s)
+	}
+}
+
+// TestE2EBtrfsStorageRefused: storage = "btrfs" on a DEN_HOME that is not
+// on btrfs fails at up, at its den.hcl line, saying DEN_HOME must be on
+// btrfs, and makes nothing; validate says the same.
+func TestE2EBtrfsStorageRefused(t *testing.T) {
+	needE2E(t)
+	if on, err := btrfs.Is(e2e.home); err != nil || on {
+		t.Fatalf("the e2e DEN_HOME %s is on btrfs (or cannot tell: %v); this test needs one that is not", e2e.home, err)
+	}
+	before := lxcNames(t)
+	dir := newProject(t, "storage-refused", "box = \"debian/bookworm\"\nmachine \"web\" {\n  storage = \"btrfs\"\n}\nmachine \"db\" {}\n")
+	for _, cmd := range []string{"up", "validate"} {
+		r := den(t, dir, "", cmd)
+		if r.code == 0 || !strings.Contains(r.err, "den.hcl:3:13: error: Store not available") || !strings.Contains(r.err, "DEN_HOME must be on a btrfs filesystem") {
+			t.Errorf("den %s with storage = \"btrfs\" off btrfs: %d\n%s", cmd, r.code, r.err)
+		}
+	}
+	if after := lxcNames(t); after != before {
+		t.Errorf("containers before the refused up:\n%s\nafter:\n%s", before, after)
+	}
+	for _, s := range status(t, dir) {
+		if s.State != "not created" || s.Container != "" {
+			t.Errorf("%s after the refused up: %+v", s.Name, s)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, ".den")); len(entries) > 1 {
+		t.Errorf(".den/ after the refused up: %v", entries)
+	}
+}
+
 // newProjectHome is newProject whose cleanup destroys with DEN_HOME home.
 func newProjectHome(t *testing.T, home, name, hcl string) string {
 	t.Helper()

@@ -107,6 +107,13 @@ type Machine struct {
 	Nesting  bool
 	Triggers []Trigger // the top level's that are for this machine, then its own, in file order
 
+	// Storage is the store provider lxc makes the machine's filesystem in:
+	// StorageOverlay, StorageBtrfs, or "" (storage = "auto", the default:
+	// the store DEN_HOME gets). A machine keeps the store it was made
+	// with. StorageRange is where it was set (zero when unset).
+	Storage      string
+	StorageRange hcl.Range
+
 	// Autostart marks a machine 'den autostart' brings up when the host
 	// boots; machines of a lower AutostartOrder come up first, and after
 	// each group den waits the longest AutostartDelay of its machines
@@ -165,7 +172,7 @@ func Find(dir string) (string, error) {
 // settingsSchema is what den.hcl's top level and a machine block may hold.
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "box"}, {Name: "box_version"}, {Name: "box_url"}, {Name: "memory"}, {Name: "cpus"}, {Name: "hostname"}, {Name: "bridge"}, {Name: "primary"}, {Name: "privileged"}, {Name: "nesting"},
-		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}, {Name: "network"}, {Name: "provider"}},
+		{Name: "autostart"}, {Name: "autostart_order"}, {Name: "autostart_delay"}, {Name: "network"}, {Name: "provider"}, {Name: "storage"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "synced_folder", LabelNames: []string{"host"}},
 		{Type: "lxc"},
@@ -223,6 +230,8 @@ type layer struct {
 	provRange                           hcl.Range
 	lxcRange                            *hcl.Range // the lxc block, when there is one
 	lxd                                 *lxdLayer
+	storage                             *string // "" for "auto"
+	storageRange                        hcl.Range
 }
 
 // folder is a validated synced_folder block.
@@ -484,6 +493,9 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		if ly.nesting != nil {
 			m.Nesting = *ly.nesting
 		}
+		if ly.storage != nil {
+			m.Storage, m.StorageRange = *ly.storage, ly.storageRange
+		}
 		if ly.autostart != nil {
 			m.Autostart = *ly.autostart
 		}
@@ -511,6 +523,7 @@ func (l *loader) machine(name string, top, own *layer, def hcl.Range) *Machine {
 		m.Bridge = m.LXD.Network
 		m.LXCConfig = nil
 	}
+	l.checkStorage(m, own.storage == nil)
 	m.Synced = l.checkFolderTypes(m, mergeFolders(l.dir, top.folders, own.folders))
 	m.Provisions = l.mergeProvisions(top.provisions, own.provisions)
 	m.Triggers = mergeTriggers(name, top.triggers, own.triggers)
@@ -628,6 +641,7 @@ func (l *loader) layer(body hcl.Body, top bool) (*layer, []*hcl.Block) {
 	}
 
 	l.autostart(ly, attrs)
+	l.storage(ly, attrs)
 	blocks := content.Blocks.ByType()
 	l.network(ly, attrs, blocks["network"])
 	ly.triggers = l.triggers(blocks["trigger"])

@@ -153,6 +153,7 @@ func dump(p *Project, base string) []byte {
 		Autostart  *autostart  `json:"autostart,omitempty"`
 		Provider   string      `json:"provider,omitempty"` // when not lxc
 		LXD        *lxd        `json:"lxd,omitempty"`
+		Storage    string      `json:"storage,omitempty"` // when set
 	}
 	out := struct {
 		File     string    `json:"file"`
@@ -184,6 +185,12 @@ func dump(p *Project, base string) []byte {
 				df.Type = f.Type
 			}
 			d.Synced = append(d.Synced, df)
+		}
+		if m.StorageRange.Filename != "" {
+			d.Storage = m.Storage + " at " + loc(m.StorageRange)
+			if m.Storage == "" {
+				d.Storage = StorageAuto + " at " + loc(m.StorageRange)
+			}
 		}
 		if m.Provider != "" {
 			d.Provider = m.Provider + " at " + loc(m.ProviderRange)
@@ -452,7 +459,7 @@ func TestTemplate(t *testing.T) {
 		tpl := string(Template(""))
 		for _, name := range append([]string{"box", "box_version", "box_url", "memory", "cpus", "hostname", "bridge", "guest", "read_only", "disabled", "config",
 			"provider", "type", "exclude", "remote", "project", "profiles", "storage_pool", "network", "target", "devices",
-			"name", "inline", "path", "args", "env", "privileged", "run", "source", "destination", "run_remote", "on_error", "machines", "autostart", "autostart_order", "autostart_delay"}, blockNames()...) {
+			"name", "inline", "path", "args", "env", "privileged", "run", "source", "destination", "run_remote", "on_error", "machines", "autostart", "autostart_order", "autostart_delay", "storage"}, blockNames()...) {
 			if !strings.Contains(tpl, name) {
 				t.Errorf("Template does not mention %q", name)
 			}

@@ -36,6 +36,12 @@ type HostFacts struct {
 	// den.hcl's config package does not know the box store, so the caller
 	// fills them. With both nil, boxes are not checked.
 	Boxes, Buildable []string
+	// Stores are the stores provider lxc's new machines may have here
+	// (storage = "..."), each with "" when this host has it, else why
+	// not, a clause ("DEN_HOME must be on a btrfs filesystem for it, and
+	// /var/lib/den/machines is not"). The provider knows; the caller
+	// fills it. nil skips the check.
+	Stores map[string]string
 }
 
 // HostFactsNow reads memory, online CPUs, addresses and bridges from this
@@ -103,7 +109,8 @@ func memTotal() (int64, error) {
 // cpus above the host's, a host_ip that is not an address of the host
 // (0.0.0.0, ::, and loopback addresses always are), a forwarded host port
 // another program holds, a bridge that does not exist, and a box that is
-// neither installed nor buildable (unless box_url says where to get it).
+// neither installed nor buildable (unless box_url says where to get it),
+// and a storage this host cannot give.
 // Problems are returned as a *DiagError located in den.hcl, as Load's are.
 // To check some machines only, pass a Project holding just those.
 func CheckHost(p *Project, h HostFacts) error {
@@ -130,6 +137,7 @@ func CheckHost(p *Project, h HostFacts) error {
 			d.add(r, "No such bridge", "There is no bridge %q on this host (%s); %s.", m.Bridge, list(h.Bridges), how)
 		}
 		d.checkBox(m, h)
+		d.checkStorage(m, h)
 		for _, f := range m.Forwards {
 			d.checkForward(f, h)
 		}
@@ -153,6 +161,28 @@ func (d *diags) checkBox(m *Machine, h HostFacts) {
 	}
 	detail += fmt.Sprintf(" Add it with 'den box add %s FILE|URL', or set box_url to where it can be fetched; 'den box list' shows the installed boxes.", m.Box)
 	d.add(m.BoxRange, "Unknown box", "%s", detail)
+}
+
+func (d *diags) checkStorage(m *Machine, h HostFacts) {
+	if h.Stores == nil || m.Storage == "" || m.Provider == ProviderLXD {
+		return
+	}
+	why, ok := h.Stores[m.Storage]
+	if ok && why == "" {
+		return
+	}
+	if !ok {
+		why = "den has no such store on this host"
+	}
+	var have []string
+	for name, no := range h.Stores {
+		if no == "" {
+			have = append(have, fmt.Sprintf("%q", name))
+		}
+	}
+	sort.Strings(have)
+	d.add(m.StorageRange, "Store not available",
+		"storage is %q, which this host cannot give: %s. Choose a store it has (%s), or leave storage out (or \"auto\") for the one DEN_HOME gets.", m.Storage, why, list(have))
 }
 
 func (d *diags) checkForward(f Forward, h HostFacts) {

@@ -10,7 +10,8 @@ import (
 )
 
 // testHost is the host the golden files in testdata/config/host describe:
-// 8 GiB, 2 CPUs, lxcbr0, two boxes installed, 8080/tcp and 5353/udp held.
+// 8 GiB, 2 CPUs, lxcbr0, two boxes installed, 8080/tcp and 5353/udp held,
+// a DEN_HOME that is not on btrfs.
 func testHost() HostFacts {
 	return HostFacts{
 		Memory:  8 << 30,
@@ -22,6 +23,7 @@ func testHost() HostFacts {
 		},
 		Boxes:     []string{"debian/bookworm", "acme/base"},
 		Buildable: []string{"debian/bookworm", "debian/trixie"},
+		Stores:    map[string]string{StorageOverlay: "", StorageBtrfs: "DEN_HOME must be on a btrfs filesystem for it, and /var/lib/den/machines is not"},
 	}
 }
 
@@ -46,7 +48,7 @@ func TestCheckHost(t *testing.T) {
 // a project holding some machines only is checked for those.
 func TestCheckHostSkips(t *testing.T) {
 	t.Chdir(filepath.Join(fixtures(t), "host"))
-	for _, name := range []string{"memory_cpus.hcl", "forwards.hcl", "bridges.hcl", "boxes.hcl"} {
+	for _, name := range []string{"memory_cpus.hcl", "forwards.hcl", "bridges.hcl", "boxes.hcl", "storage.hcl"} {
 		p, err := Load(name)
 		if err != nil {
 			t.Fatal(err)

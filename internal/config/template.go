@@ -58,6 +58,12 @@ box = %s
 # nesting = true
 # privileged = true
 
+# Where the machine's filesystem is kept (provider lxc): "overlay" (a layer
+# over the box), "btrfs" (a snapshot of the box, snapshots in constant time:
+# DEN_HOME must be on btrfs) or "auto" (the default: btrfs when DEN_HOME is on
+# btrfs, else overlay). A machine keeps the store it was made with.
+# storage = "auto"
+
 # This folder is mounted at /den in the guest. Mount it elsewhere, mount it
 # read-only, drop it with disabled = true, or add more folders (host paths are
 # relative to this folder, or absolute). type = "rsync" copies the folder

@@ -14,7 +14,7 @@ import (
 // CheckHost holds machines ms of p against this host (config.CheckHost):
 // memory and cpus within the host's, bridges that exist, a box that is
 // installed or can be had, host_ip addresses of this host, host ports
-// free. The errors are den.hcl diagnostics at the lines to fix. A port held
+// free, a storage the machine's provider has here. The errors are den.hcl diagnostics at the lines to fix. A port held
 // by the forwarder of the machine that forwards it is not in the way; one
 // held by another den machine or program says which.
 func (e *Env) CheckHost(ctx context.Context, p *config.Project, ms []*Machine) error {
@@ -34,6 +34,7 @@ func (e *Env) CheckHost(ctx context.Context, p *config.Project, ms []*Machine) e
 	for _, b := range boxes {
 		h.Boxes = append(h.Boxes, b.Name)
 	}
+	e.hostStores(&h, ms)
 	type port struct {
 		proto, ip string
 		port      int

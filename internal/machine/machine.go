@@ -107,8 +107,12 @@ type Status struct {
 	// unprivileged one ("1879048192-1879113727").
 	Privileged bool   `json:"privileged,omitempty"`
 	IDs        string `json:"ids,omitempty"`
-	// Note says what the next up changes in the machine's isolation.
+	// Note says what the next up changes in the machine's isolation, and
+	// which of den.hcl's settings it keeps from when it was made.
 	Note string `json:"note,omitempty"`
+	// Store is the store a created machine's filesystem is in, when its
+	// provider has several ("overlay", "btrfs").
+	Store string `json:"store,omitempty"`
 	// Autostart says den.hcl marks the machine to come up when the host
 	// boots (den autostart).
 	Autostart bool `json:"autostart,omitempty"`
@@ -190,6 +194,12 @@ func (e *Env) status(ctx context.Context, m *Machine) (Status, error) {
 			}
 		}
 	}
+	if st != provider.NotCreated {
+		s.Store = machineStore(ctx, rec, prov)
+		if note := storeNote(m, s.Store); note != "" {
+			s.Note = strings.TrimPrefix(s.Note+"; "+note, "; ")
+		}
+	}
 	if l, ok := prov.(provider.Locator); ok && st != provider.NotCreated {
 		// Engines with several places say which (LXD: remote and member).
 		if where, err := l.Location(ctx, rec.Container); err == nil {
@@ -237,6 +247,7 @@ func (e *Env) upLocked(ctx context.Context, m *Machine, opts UpOptions) error {
 		if err := e.noteAutostart(ctx, m, rec); err != nil {
 			return err
 		}
+		e.noteStore(ctx, m, rec, prov)
 	}
 	name := m.Name()
 	var client *ssh.Client
@@ -701,6 +712,7 @@ func (e *Env) spec(m *Machine, b *box.Box, rec *Record) (*provider.Spec, error) 
 		GuestGID:   uint32(rec.GID),
 		Nesting:    m.Config.Nesting,
 		Privileged: m.Config.Privileged,
+		Storage:    m.Config.Storage,
 	}, nil
 }
 

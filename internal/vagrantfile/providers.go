@@ -85,9 +85,9 @@ func lxcReason(name string) string {
 	case "container_name":
 		return "den names each machine's container itself"
 	case "backingstore", "backingstore_option":
-		return "den keeps every machine as an overlay over its box"
+		return "den picks the store itself (btrfs when DEN_HOME is on btrfs, else an overlay over the box); storage = \"btrfs\" or \"overlay\" in den.hcl chooses"
 	case "privileged":
-		return "den runs its containers privileged, as vagrant-lxc does by default"
+		return "den runs machines unprivileged (root in the guest is an unprivileged host user); privileged = true in den.hcl makes one privileged, as vagrant-lxc's are by default"
 	case "tmpfs_mount_size":
 		return "den mounts no tmpfs at /tmp"
 	case "fetch_ip_tries", "ssh_ip_addr":

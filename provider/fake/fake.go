@@ -47,6 +47,9 @@ type Provider struct {
 	Subnet netip.Prefix
 	// HostNetworks are subnets EnsureNetwork treats as the host's own.
 	HostNetworks []netip.Prefix
+	// MissingStores are stores (of "overlay", the default, and "btrfs")
+	// this host lacks, each with why (Stores).
+	MissingStores map[string]string
 
 	mu       sync.Mutex
 	machines map[string]*machine
@@ -58,18 +61,20 @@ type machine struct {
 	spec     provider.Spec
 	commands []string
 	snaps    []provider.Snapshot
+	store    string // what Create made it in (the spec's Storage or "overlay")
 }
 
 var (
-	_ provider.Provider    = (*Provider)(nil)
-	_ provider.Addresser   = (*Provider)(nil)
-	_ provider.Dialer      = (*Provider)(nil)
-	_ provider.Snapshotter = (*Provider)(nil)
-	_ provider.Exporter    = (*Provider)(nil)
-	_ provider.Limiter     = (*Provider)(nil)
-	_ provider.Execer      = (*Provider)(nil)
-	_ provider.Isolator    = (*Provider)(nil)
-	_ provider.Networker   = (*Provider)(nil)
+	_ provider.Provider     = (*Provider)(nil)
+	_ provider.Addresser    = (*Provider)(nil)
+	_ provider.Dialer       = (*Provider)(nil)
+	_ provider.Snapshotter  = (*Provider)(nil)
+	_ provider.Exporter     = (*Provider)(nil)
+	_ provider.Limiter      = (*Provider)(nil)
+	_ provider.Execer       = (*Provider)(nil)
+	_ provider.Isolator     = (*Provider)(nil)
+	_ provider.Networker    = (*Provider)(nil)
+	_ provider.StoreChooser = (*Provider)(nil)
 )
 
 // New returns a fake keeping its machines under dir.
@@ -121,6 +126,13 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if _, ok := p.get(spec.Name); ok {
 		return fmt.Errorf("machine %q already exists", spec.Name)
 	}
+	store := spec.Storage
+	if store == "" {
+		store = "overlay"
+	}
+	if why, ok := p.Stores()[store]; !ok || why != "" {
+		return fmt.Errorf("store %q is not available: %s", store, why)
+	}
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return err
 	}
@@ -140,7 +152,7 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.machines[spec.Name] = &machine{state: provider.Stopped, spec: *spec}
+	p.machines[spec.Name] = &machine{state: provider.Stopped, spec: *spec, store: store}
 	return ctx.Err()
 }
 
@@ -509,6 +521,24 @@ func (p *Provider) record(name, cmd string) {
 	if m, ok := p.machines[name]; ok {
 		m.commands = append(m.commands, cmd)
 	}
+}
+
+// Stores has "overlay" and "btrfs", but for MissingStores.
+func (p *Provider) Stores() map[string]string {
+	out := map[string]string{"overlay": "", "btrfs": ""}
+	for name, why := range p.MissingStores {
+		out[name] = why
+	}
+	return out
+}
+
+// MachineStore is the store Create made the machine in.
+func (p *Provider) MachineStore(ctx context.Context, name string) (string, error) {
+	m, ok := p.get(name)
+	if !ok {
+		return "", nil
+	}
+	return m.store, nil
 }
 
 // Spec returns the spec the machine was last created or started with.

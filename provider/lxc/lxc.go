@@ -111,7 +111,7 @@ func (p *Provider) Create(ctx context.Context, spec *provider.Spec) (err error) 
 	if _, err := os.Stat(spec.Rootfs); err != nil {
 		return fmt.Errorf("box rootfs %q: %w", spec.Rootfs, err)
 	}
-	st, err := p.store(p.Storage)
+	st, err := p.newStore(spec.Storage)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/den-dev/den/internal/btrfs"
+	"github.com/den-dev/den/internal/errdefs"
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/provider"
 )
@@ -14,7 +15,8 @@ import (
 // A store keeps machines' root filesystems: how a machine's is made from
 // its box, what LXC boots, how it is snapshotted, restored and shown for
 // packaging. Each machine keeps the store it was made with (layer.json);
-// new machines get the provider's (Provider.Storage). The overlay store
+// a new machine gets the one its Spec.Storage names (den.hcl's storage),
+// else the provider's (Provider.Storage). The overlay store
 // (overlay.go) is the default; the btrfs store (btrfsstore.go) is what a
 // DEN_HOME on btrfs gets. A ZFS or LVM thin store would be one more file
 // implementing this (ZFS datasets and clones, thin volumes and their
@@ -90,9 +92,9 @@ func (p *Provider) store(name string) (store, error) {
 func removeTree(dir string) error { return fsutil.RemoveTreeWith(dir, btrfs.RemoveAt) }
 
 // SetStorage chooses the store of the machines this provider makes from
-// now on: "overlay", "btrfs" (the LXC path must be on btrfs) or "auto"
-// (btrfs when the LXC path is on it, else overlay; what New chose).
-// Machines made before keep theirs.
+// now on whose Spec.Storage names none: "overlay", "btrfs" (the LXC path
+// must be on btrfs) or "auto" (btrfs when the LXC path is on it, else
+// overlay; what New chose). Machines made before keep theirs.
 func (p *Provider) SetStorage(name string) error {
 	onBtrfs, err := btrfs.Is(p.Path)
 	if err != nil {
@@ -117,12 +119,57 @@ func (p *Provider) SetStorage(name string) error {
 	return nil
 }
 
-var _ provider.StorageReporter = (*Provider)(nil)
+var (
+	_ provider.StorageReporter = (*Provider)(nil)
+	_ provider.StoreChooser    = (*Provider)(nil)
+)
+
+// Stores lists the stores a new machine may ask for (Spec.Storage): the
+// overlay store always, the btrfs store when the LXC path is on btrfs.
+func (p *Provider) Stores() map[string]string {
+	out := map[string]string{StoreOverlay: "", StoreBtrfs: ""}
+	if onBtrfs, err := btrfs.Is(p.Path); err != nil {
+		out[StoreBtrfs] = fmt.Sprintf("den cannot tell whether DEN_HOME is on a btrfs filesystem (%v)", err)
+	} else if !onBtrfs {
+		out[StoreBtrfs] = fmt.Sprintf("DEN_HOME must be on a btrfs filesystem for it, and %s is not", p.Path)
+	}
+	return out
+}
+
+// MachineStore is the store machine name was made with (its layer.json);
+// "" when there is no such machine.
+func (p *Provider) MachineStore(ctx context.Context, name string) (string, error) {
+	if !p.exists(name) {
+		return "", nil
+	}
+	l, err := p.readLayer(name)
+	if err != nil {
+		return "", err
+	}
+	return l.store(), nil
+}
+
+// newStore returns the store a new machine asks for: want, or the
+// provider's (Storage) when want is "". A store this host does not have
+// is an error saying why.
+func (p *Provider) newStore(want string) (store, error) {
+	if want == "" {
+		return p.store(p.Storage)
+	}
+	why, ok := p.Stores()[want]
+	switch {
+	case !ok:
+		return nil, errdefs.Newf(errdefs.Invalid, "den has no store %q for LXC machines (it has %q and %q)", want, StoreOverlay, StoreBtrfs)
+	case why != "":
+		return nil, errdefs.Newf(errdefs.HostNotReady, "the %s store is not available: %s", want, why)
+	}
+	return p.store(want)
+}
 
 // StorageInfo says which store new machines get and why, and what the
 // other stores need on this host, each a line for 'den host check'.
 func (p *Provider) StorageInfo() []string {
-	lines := []string{fmt.Sprintf("storage: %s for new machines (%s)", p.Storage, p.storageWhy)}
+	lines := []string{fmt.Sprintf("storage: %s for new machines unless den.hcl's storage says otherwise (%s)", p.Storage, p.storageWhy)}
 	switch p.Storage {
 	case StoreBtrfs:
 		lines = append(lines, "  btrfs: a box is a read-only subvolume, a machine a writable snapshot of it, snapshots are btrfs snapshots (constant time)")
