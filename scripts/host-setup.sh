@@ -36,12 +36,29 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # The bridge: lxc-net makes lxcbr0 (10.0.3.1/24) with dnsmasq and NAT.
-if ! ip -4 addr show dev lxcbr0 2>/dev/null | grep -q inet; then
+# A host whose lxc-net ran once can keep the bridge and its address after
+# dnsmasq is gone (a snapshot of a running host, a killed process group):
+# machines then get no DHCP lease, so the bridge counts as up only while
+# lxc-net's dnsmasq lives. lxc-net stop kills the pid in its pid file, so a
+# stale one is removed first: that pid may belong to another process now.
+lxcnet() {
 	if [ "$(cat /proc/1/comm)" = systemd ]; then
-		systemctl start lxc-net
+		systemctl "$1" lxc-net
 	else
-		/usr/libexec/lxc/lxc-net start
+		/usr/libexec/lxc/lxc-net "$1"
 	fi
+}
+dnsmasq_pid=$(cat /run/lxc/dnsmasq.pid 2>/dev/null || true)
+dnsmasq_live() {
+	[ -n "$dnsmasq_pid" ] && [ "$(cat /proc/"$dnsmasq_pid"/comm 2>/dev/null)" = dnsmasq ]
+}
+if ! ip -4 addr show dev lxcbr0 2>/dev/null | grep -q inet; then
+	lxcnet start
+elif ! dnsmasq_live; then
+	echo "host-setup: lxcbr0 is up but lxc-net's dnsmasq is not running: restarting lxc-net"
+	rm -f /run/lxc/dnsmasq.pid
+	if [ -e /run/lxc/network_up ]; then lxcnet stop; fi
+	lxcnet start
 fi
 # An idle bridge shows "DOWN" (no machine attached yet): print what matters.
 echo "host-setup: bridge lxcbr0 at $(ip -4 -o addr show dev lxcbr0 | awk '{print $4}' | head -1)"

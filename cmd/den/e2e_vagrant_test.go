@@ -137,7 +137,7 @@ func TestE2EPackageVagrantLXC(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if addr == "" || !strings.HasPrefix(hostPub, "ssh-ed25519 ") {
-		t.Fatalf("no address (%q) or no host key made at first boot (%q) within 60 s", addr, hostPub)
+		t.Fatalf("no address (%q) or no host key made at first boot (%q) within 60 s (the address comes from lxc-net's dnsmasq on lxcbr0: scripts/host-setup.sh starts it)", addr, hostPub)
 	}
 	// systemd breaks an ordering cycle by dropping a job at random: the
 	// host key unit once formed one with ssh.socket, and the key was made
