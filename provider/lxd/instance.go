@@ -719,20 +719,18 @@ for f in /sys/fs/cgroup/cpuset.cpus.effective /sys/fs/cgroup/cpuset/cpuset.cpus;
 // returns its standard output.
 func (p *Provider) output(ctx context.Context, m *machine, name string, cmd []string) (string, error) {
 	var out bytes.Buffer
-	done := make(chan bool)
-	op, err := m.is.ExecInstance(name, api.InstanceExecPost{Command: cmd, WaitForWS: true}, &lxdclient.InstanceExecArgs{
-		Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: io.Discard, DataDone: done,
+	x, err := startExec(m.is, name, api.InstanceExecPost{Command: cmd}, lxdclient.InstanceExecArgs{
+		Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: io.Discard,
 	})
-	if err := wait(ctx, op, err, "run "+cmd[0]); err != nil {
+	if err != nil {
 		return "", err
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return "", ctx.Err()
+	rc, err := x.wait(ctx)
+	if err != nil {
+		return "", err
 	}
-	if rc, ok := op.Get().Metadata["return"].(float64); ok && rc != 0 {
-		return out.String(), fmt.Errorf("%s exited with status %d", cmd[0], int(rc))
+	if rc != 0 {
+		return out.String(), fmt.Errorf("%s exited with status %d", cmd[0], rc)
 	}
 	return out.String(), nil
 }
