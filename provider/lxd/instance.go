@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -688,6 +689,55 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 		}
 	}
 	return info, nil
+}
+
+// SetLimits changes the running instance's limits.memory (bytes) and
+// limits.cpu (a count) in its config; LXD applies them to the running
+// container at once and keeps them for later starts. 0 removes the key
+// (no limit, unless a profile sets one). The update carries the ETag of
+// the config it changed, so a change made meanwhile is not overwritten.
+func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpus int) error {
+	m, err := p.forName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("machine %q does not exist", name)
+	}
+	inst, etag, err := m.is.GetInstance(name)
+	if err != nil {
+		return err
+	}
+	if st := mapState(inst.StatusCode); st != provider.Running {
+		return fmt.Errorf("set limits of %q: it is %s", name, st)
+	}
+	put := inst.Writable()
+	put.Config = maps.Clone(put.Config) // Writable shares inst's map
+	if put.Config == nil {
+		put.Config = map[string]string{}
+	}
+	setLimit(put.Config, "limits.memory", memory)
+	setLimit(put.Config, "limits.cpu", int64(cpus))
+	if maps.Equal(put.Config, inst.Config) {
+		return nil
+	}
+	op, err := m.is.UpdateInstance(name, put, etag)
+	if err := wait(ctx, op, err, fmt.Sprintf("set limits.memory %q, limits.cpu %q of instance %s", put.Config["limits.memory"], put.Config["limits.cpu"], name)); err != nil {
+		if memory > 0 && ctx.Err() == nil {
+			return fmt.Errorf("%w (memory in use above the new limit cannot be taken back: 'den reload' restarts the machine with it)", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// setLimit sets key to n, or removes it for 0.
+func setLimit(cfg map[string]string, key string, n int64) {
+	if n > 0 {
+		cfg[key] = strconv.FormatInt(n, 10)
+	} else {
+		delete(cfg, key)
+	}
 }
 
 // Location is the remote the machine lives on, and its cluster member:

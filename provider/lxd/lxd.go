@@ -59,6 +59,7 @@ var (
 	_ provider.Snapshotter   = (*Provider)(nil)
 	_ provider.Exporter      = (*Provider)(nil)
 	_ provider.Execer        = (*Provider)(nil)
+	_ provider.Limiter       = (*Provider)(nil)
 )
 
 // New returns the provider of the den home home. It connects to nothing.
