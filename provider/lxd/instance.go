@@ -694,8 +694,12 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 // SetLimits changes the running instance's limits.memory (bytes) and
 // limits.cpu (a count) in its config; LXD applies them to the running
 // container at once and keeps them for later starts. 0 removes the key
-// (no limit, unless a profile sets one). The update carries the ETag of
+// (no limit, unless a profile sets one). Each update carries the ETag of
 // the config it changed, so a change made meanwhile is not overwritten.
+// The two keys go in two updates, memory first: LXD 5.0.2 left the
+// container's CPUs pinned after one update that changed limits.memory and
+// removed limits.cpu (every try here), and rebalances them after an
+// update of limits.cpu alone.
 func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpus int) error {
 	m, err := p.forName(ctx, name)
 	if err != nil {
@@ -704,6 +708,18 @@ func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpu
 	if m == nil {
 		return fmt.Errorf("machine %q does not exist", name)
 	}
+	if err := p.setLimit(ctx, m, name, "limits.memory", memory); err != nil {
+		if memory > 0 && ctx.Err() == nil {
+			return fmt.Errorf("%w (memory in use above the new limit cannot be taken back: 'den reload' restarts the machine with it)", err)
+		}
+		return err
+	}
+	return p.setLimit(ctx, m, name, "limits.cpu", int64(cpus))
+}
+
+// setLimit sets key of the running instance to n, or removes it for 0,
+// unless it is so already.
+func (p *Provider) setLimit(ctx context.Context, m *machine, name, key string, n int64) error {
 	inst, etag, err := m.is.GetInstance(name)
 	if err != nil {
 		return err
@@ -716,28 +732,18 @@ func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpu
 	if put.Config == nil {
 		put.Config = map[string]string{}
 	}
-	setLimit(put.Config, "limits.memory", memory)
-	setLimit(put.Config, "limits.cpu", int64(cpus))
+	what := fmt.Sprintf("remove %s of instance %s", key, name)
+	if n > 0 {
+		put.Config[key] = strconv.FormatInt(n, 10)
+		what = fmt.Sprintf("set %s of instance %s to %d", key, name, n)
+	} else {
+		delete(put.Config, key)
+	}
 	if maps.Equal(put.Config, inst.Config) {
 		return nil
 	}
 	op, err := m.is.UpdateInstance(name, put, etag)
-	if err := wait(ctx, op, err, fmt.Sprintf("set limits.memory %q, limits.cpu %q of instance %s", put.Config["limits.memory"], put.Config["limits.cpu"], name)); err != nil {
-		if memory > 0 && ctx.Err() == nil {
-			return fmt.Errorf("%w (memory in use above the new limit cannot be taken back: 'den reload' restarts the machine with it)", err)
-		}
-		return err
-	}
-	return nil
-}
-
-// setLimit sets key to n, or removes it for 0.
-func setLimit(cfg map[string]string, key string, n int64) {
-	if n > 0 {
-		cfg[key] = strconv.FormatInt(n, 10)
-	} else {
-		delete(cfg, key)
-	}
+	return wait(ctx, op, err, what)
 }
 
 // Location is the remote the machine lives on, and its cluster member:
