@@ -275,7 +275,8 @@ if section stores; then
 fi # stores
 
 # LXD (dir pool): den on this host's server (socket) and on the same
-# server as a remote (HTTPS, ssh over an exec stream), beside raw lxc.
+# server as a remote (HTTPS, ssh over an exec stream; den exec through
+# LXD's exec API), beside raw lxc.
 if section lxd && [ "$lxd" = 1 ]; then
 	token=$(lxc config trust add --name "den-bench-$$" --quiet)
 	"$den" remote add benchself https://127.0.0.1:8443 --token "$token" >/dev/null
@@ -294,6 +295,7 @@ if section lxd && [ "$lxd" = 1 ]; then
 		for i in $(seq "$rounds"); do
 			timeit "lxd${kind}up" "$den" up
 			for j in 1 2 3; do timeit "lxd${kind}ssh" "$den" ssh -c true; done
+			for j in 1 2 3; do timeit "lxd${kind}exec" "$den" exec -- true; done
 			timeit "lxd${kind}status" "$den" status
 			timeit "lxd${kind}halt" "$den" halt
 			timeit "lxd${kind}restart" "$den" up
@@ -362,6 +364,8 @@ if section lxd && [ "$lxd" = 1 ]; then
 	printf '%-44s %10s\n' "den up, LXD socket (stopped → ssh ready)" "$(median lxdlocalrestart)"
 	printf '%-44s %10s\n' "den ssh -c true, LXD socket (TCP)" "$(median lxdlocalssh)"
 	printf '%-44s %10s\n' "den ssh -c true, LXD remote (exec stream)" "$(median lxdremotessh)"
+	printf '%-44s %10s\n' "den exec -- true, LXD socket (no sshd)" "$(median lxdlocalexec)"
+	printf '%-44s %10s\n' "den exec -- true, LXD remote" "$(median lxdremoteexec)"
 	printf '%-44s %10s\n' "raw lxc exec true" "$(median rawexec)"
 	printf '%-44s %10s\n' "den status, LXD socket" "$(median lxdlocalstatus)"
 	printf '%-44s %10s\n' "den halt, LXD socket (clean shutdown)" "$(median lxdlocalhalt)"

@@ -124,9 +124,14 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 var afterDashDash int
 
 // splitDashDash splits the command's arguments into those before "--" and
-// those after it.
+// those after it. Flag parsing drops the "--" only when no argument comes
+// before it (den exec -- ls, not den exec web -- ls): it goes here.
 func splitDashDash(cliCtx *cli.Context) (before, after []string) {
 	args := cliCtx.Args().Slice()
 	n := max(0, len(args)-afterDashDash)
-	return args[:n], args[n:]
+	before, after = args[:n], args[n:]
+	if len(before) > 0 && before[len(before)-1] == "--" {
+		before = before[:len(before)-1]
+	}
+	return before, after
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestIntersperse(t *testing.T) {
@@ -26,6 +28,40 @@ func TestIntersperse(t *testing.T) {
 		got := strings.Join(intersperse(app, in), " ")
 		if got != tc.want {
 			t.Errorf("intersperse(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestSplitDashDash: the arguments before and after "--", with or without
+// a machine name before it.
+func TestSplitDashDash(t *testing.T) {
+	for _, tc := range []struct{ in, before, after string }{
+		{"den t -- ls -la", "", "ls -la"},
+		{"den t web -- ls -la", "web", "ls -la"},
+		{"den t --root web -- ls", "web", "ls"},
+		{"den t web --root -- ls", "web", "ls"},
+		{"den t web -- -- x", "web", "-- x"},
+		{"den t -- -- x", "", "-- x"},
+		{"den t web", "web", ""},
+		{"den t", "", ""},
+	} {
+		var before, after []string
+		app := &cli.App{Name: "den", Commands: []*cli.Command{{
+			Name:  "t",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "root"}},
+			Action: func(cliCtx *cli.Context) error {
+				before, after = splitDashDash(cliCtx)
+				return nil
+			},
+		}}}
+		if err := app.Run(intersperse(app, strings.Fields(tc.in))); err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if got := strings.Join(before, " "); got != tc.before {
+			t.Errorf("%s: before -- %q, want %q", tc.in, got, tc.before)
+		}
+		if got := strings.Join(after, " "); got != tc.after {
+			t.Errorf("%s: after -- %q, want %q", tc.in, got, tc.after)
 		}
 	}
 }

@@ -77,8 +77,9 @@ func TestE2ELXD(t *testing.T) {
 
 // lxdScenario runs den's lifecycle on two machines of one project on b:
 // up in parallel with a provisioner, names, synced folders, limits, exit
-// statuses, OpenSSH through ssh-config, a forwarded port, suspend and
-// resume, a snapshot, halt, reload, global-status and destroy.
+// statuses, OpenSSH through ssh-config, den exec, a memory limit changed
+// live, a forwarded port, suspend and resume, a snapshot, halt, reload,
+// global-status and destroy.
 func lxdScenario(t *testing.T, b lxdBackend) {
 	port := freePort(t)
 	block := func(m string) string {
@@ -214,6 +215,42 @@ machine "db" {
 	ssh.Env = append(os.Environ(), "DEN_HOME="+e2e.home)
 	if out, err := ssh.CombinedOutput(); err != nil || !strings.Contains(string(out), "via-openssh") {
 		t.Errorf("ssh -F: %v\n%s", err, out)
+	}
+
+	// den exec: no sshd (LXD's exec API, on a remote too), the login user
+	// in the project folder's guest path with a login environment (never
+	// den's), root with --root, the command's status, stdin, a terminal.
+	if got := mustDen(t, dir, "exec", "db", "--", "sh", "-c", "id -un; pwd; echo $HOME; env | grep -c DEN_HOME || true"); got != "den\n/den\n/home/den\n0\n" {
+		t.Errorf("den exec: %q", got)
+	}
+	if got := mustDen(t, dir, "exec", "--root", "db", "--", "sh", "-c", "id -u; pwd"); got != "0\n/den\n" {
+		t.Errorf("den exec --root: %q", got)
+	}
+	if r := den(t, dir, "", "exec", "db", "--", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("den exec exit status: %d", r.code)
+	}
+	if r := den(t, dir, "", "exec", "db", "--", "sh", "-c", "kill -9 $$"); r.code != 137 {
+		t.Errorf("den exec of a killed command: %d, want 137", r.code)
+	}
+	if r := den(t, dir, "input\n", "exec", "db", "--", "cat"); r.code != 0 || r.out != "input\n" {
+		t.Errorf("den exec stdin: %d %q %q", r.code, r.out, r.err)
+	}
+	tty := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" exec db -- sh -c 'test -t 0 && stty size; exit 5'", "/dev/null")
+	tty.Dir = dir
+	tty.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
+	tty.Stdin = strings.NewReader("")
+	if out, err := tty.CombinedOutput(); tty.ProcessState.ExitCode() != 5 || !strings.Contains(string(out), "30 100") {
+		t.Errorf("den exec on a terminal: %v\n%s", err, out)
+	}
+
+	// A new memory limit in den.hcl reaches the running machines at up.
+	writeProjectFile(t, dir, "den.hcl", strings.Replace(hcl, `memory   = "256M"`, `memory   = "384M"`, 1), 0o644)
+	if out := mustDen(t, dir, "up"); strings.Count(out, "Applied den.hcl's new limits") != 2 {
+		t.Errorf("up after a memory change:\n%s", out)
+	}
+	mem = mustDen(t, dir, "exec", "db", "--", "sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+	if strings.TrimSpace(mem) != strconv.Itoa(384<<20) {
+		t.Errorf("memory limit in the guest after up: %q, want %d", mem, 384<<20)
 	}
 
 	// The forwarded port.

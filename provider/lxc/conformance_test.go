@@ -81,8 +81,9 @@ func conformance(t *testing.T, boxFile, home, storage string) {
 	for _, unprivileged := range []bool{false, true} {
 		t.Run(map[bool]string{false: "privileged", true: "unprivileged"}[unprivileged], func(t *testing.T) {
 			providertest.Run(t, providertest.Harness{
-				Provider: p,
-				Name:     func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
+				Provider:  p,
+				RealGuest: true,
+				Name:      func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
 				Spec: func(t *testing.T, name string) *provider.Spec {
 					// No network: the suite checks the contract, not the bridge.
 					spec := &provider.Spec{Name: name, Rootfs: b.Rootfs(), Hostname: "conformance", Memory: 256 << 20, CPUs: 1}

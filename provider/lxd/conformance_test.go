@@ -47,8 +47,9 @@ func harness(t *testing.T, p *Provider, b *box.Box, x *config.LXD) providertest.
 	var n atomic.Int32
 	prefix := fmt.Sprintf("den-conf-%d", time.Now().UnixNano()%100000)
 	return providertest.Harness{
-		Provider: p,
-		Name:     func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
+		Provider:  p,
+		RealGuest: true,
+		Name:      func(t *testing.T) string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) },
 		Spec: func(t *testing.T, name string) *provider.Spec {
 			// No den network: the suite checks the contract, and eth0
 			// takes the profile's network (DHCP).

@@ -68,22 +68,18 @@ func execConn(ctx context.Context, is lxdclient.InstanceServer, name string, cmd
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	c := &streamConn{in: inW, out: outR, name: name, stderr: &lockedBuffer{}}
-	done := make(chan bool)
-	op, err := is.ExecInstance(name, api.InstanceExecPost{Command: cmd, WaitForWS: true}, &lxdclient.InstanceExecArgs{
-		Stdin: inR, Stdout: outW, Stderr: c.stderr, DataDone: done,
+	x, err := startExec(is, name, api.InstanceExecPost{Command: cmd}, lxdclient.InstanceExecArgs{
+		Stdin: inR, Stdout: outW, Stderr: c.stderr,
 	})
 	if err != nil {
 		inW.Close()
 		outR.Close()
-		return nil, fmt.Errorf("run %s in machine %q: %w", cmd[0], name, err)
+		return nil, err
 	}
 	go func() {
-		err := op.Wait()
-		<-done
-		if err == nil {
-			if rc, ok := op.Get().Metadata["return"].(float64); ok && rc != 0 {
-				err = fmt.Errorf("%s exited with status %d: %s", cmd[0], int(rc), bytes.TrimSpace(c.stderr.Bytes()))
-			}
+		rc, err := x.wait(context.Background())
+		if err == nil && rc != 0 {
+			err = fmt.Errorf("%s exited with status %d: %s", cmd[0], rc, bytes.TrimSpace(c.stderr.Bytes()))
 		}
 		if err == nil {
 			err = io.EOF

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -690,6 +691,61 @@ func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, err
 	return info, nil
 }
 
+// SetLimits changes the running instance's limits.memory (bytes) and
+// limits.cpu (a count) in its config; LXD applies them to the running
+// container at once and keeps them for later starts. 0 removes the key
+// (no limit, unless a profile sets one). Each update carries the ETag of
+// the config it changed, so a change made meanwhile is not overwritten.
+// The two keys go in two updates, memory first: LXD 5.0.2 left the
+// container's CPUs pinned after one update that changed limits.memory and
+// removed limits.cpu (every try here), and rebalances them after an
+// update of limits.cpu alone.
+func (p *Provider) SetLimits(ctx context.Context, name string, memory int64, cpus int) error {
+	m, err := p.forName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("machine %q does not exist", name)
+	}
+	if err := p.setLimit(ctx, m, name, "limits.memory", memory); err != nil {
+		if memory > 0 && ctx.Err() == nil {
+			return fmt.Errorf("%w (memory in use above the new limit cannot be taken back: 'den reload' restarts the machine with it)", err)
+		}
+		return err
+	}
+	return p.setLimit(ctx, m, name, "limits.cpu", int64(cpus))
+}
+
+// setLimit sets key of the running instance to n, or removes it for 0,
+// unless it is so already.
+func (p *Provider) setLimit(ctx context.Context, m *machine, name, key string, n int64) error {
+	inst, etag, err := m.is.GetInstance(name)
+	if err != nil {
+		return err
+	}
+	if st := mapState(inst.StatusCode); st != provider.Running {
+		return fmt.Errorf("set limits of %q: it is %s", name, st)
+	}
+	put := inst.Writable()
+	put.Config = maps.Clone(put.Config) // Writable shares inst's map
+	if put.Config == nil {
+		put.Config = map[string]string{}
+	}
+	what := fmt.Sprintf("remove %s of instance %s", key, name)
+	if n > 0 {
+		put.Config[key] = strconv.FormatInt(n, 10)
+		what = fmt.Sprintf("set %s of instance %s to %d", key, name, n)
+	} else {
+		delete(put.Config, key)
+	}
+	if maps.Equal(put.Config, inst.Config) {
+		return nil
+	}
+	op, err := m.is.UpdateInstance(name, put, etag)
+	return wait(ctx, op, err, what)
+}
+
 // Location is the remote the machine lives on, and its cluster member:
 // "" on this host's server, "ci", "ci/node2".
 func (p *Provider) Location(ctx context.Context, name string) (string, error) {
@@ -719,20 +775,18 @@ for f in /sys/fs/cgroup/cpuset.cpus.effective /sys/fs/cgroup/cpuset/cpuset.cpus;
 // returns its standard output.
 func (p *Provider) output(ctx context.Context, m *machine, name string, cmd []string) (string, error) {
 	var out bytes.Buffer
-	done := make(chan bool)
-	op, err := m.is.ExecInstance(name, api.InstanceExecPost{Command: cmd, WaitForWS: true}, &lxdclient.InstanceExecArgs{
-		Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: io.Discard, DataDone: done,
+	x, err := startExec(m.is, name, api.InstanceExecPost{Command: cmd}, lxdclient.InstanceExecArgs{
+		Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: io.Discard,
 	})
-	if err := wait(ctx, op, err, "run "+cmd[0]); err != nil {
+	if err != nil {
 		return "", err
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return "", ctx.Err()
+	rc, err := x.wait(ctx)
+	if err != nil {
+		return "", err
 	}
-	if rc, ok := op.Get().Metadata["return"].(float64); ok && rc != 0 {
-		return out.String(), fmt.Errorf("%s exited with status %d", cmd[0], int(rc))
+	if rc != 0 {
+		return out.String(), fmt.Errorf("%s exited with status %d", cmd[0], rc)
 	}
 	return out.String(), nil
 }

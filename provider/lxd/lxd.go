@@ -4,7 +4,8 @@
 // an LXD image once per box version and server; every change is an API
 // operation den waits on; files reach a machine before its first boot
 // through LXD's SFTP endpoint; a remote machine's sshd is reached through
-// an exec stream, so only the API port needs to be open.
+// an exec stream, so only the API port needs to be open, and den exec runs
+// commands through the same exec API, without sshd.
 //
 // den connects to a server only when a machine uses it: a den whose
 // machines are all LXC never talks to LXD.
@@ -57,6 +58,8 @@ var (
 	_ provider.Locator       = (*Provider)(nil)
 	_ provider.Snapshotter   = (*Provider)(nil)
 	_ provider.Exporter      = (*Provider)(nil)
+	_ provider.Execer        = (*Provider)(nil)
+	_ provider.Limiter       = (*Provider)(nil)
 )
 
 // New returns the provider of the den home home. It connects to nothing.

@@ -1,7 +1,7 @@
 // Package providertest is the conformance suite of den's provider
 // contract (provider.Provider and its optional abilities): one set of
 // tests that every provider passes — the in-memory fake in every go test,
-// LXC end to end on a real host.
+// LXC and LXD end to end on a real host.
 package providertest
 
 import (
@@ -24,6 +24,10 @@ type Harness struct {
 	// Name returns a machine name unique to this run (the suite destroys
 	// every machine it makes, also on failure).
 	Name func(t *testing.T) string
+	// RealGuest says the machines run the box's own programs (a real
+	// engine; the fake only records commands): the suite then runs
+	// commands in them through Execer and reads their limits inside.
+	RealGuest bool
 }
 
 const marker = "etc/den-conformance"
@@ -56,6 +60,12 @@ func Run(t *testing.T, h Harness) {
 	t.Run("GuestFSStaysInside", func(t *testing.T) { testGuestFS(t, h) })
 	if _, ok := h.Provider.(provider.Snapshotter); ok {
 		t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, h) })
+	}
+	if _, ok := h.Provider.(provider.Execer); ok && h.RealGuest {
+		t.Run("Exec", func(t *testing.T) { testExec(t, h) })
+	}
+	if _, ok := h.Provider.(provider.Limiter); ok {
+		t.Run("Limits", func(t *testing.T) { testLimits(t, h) })
 	}
 	if _, ok := h.Provider.(provider.Networker); ok {
 		t.Run("Networks", func(t *testing.T) { testNetworks(t, h) })
