@@ -139,7 +139,24 @@ func WriteInRoot(root *os.Root, name string, data []byte, mode os.FileMode, uid,
 	if err != nil {
 		return fmt.Errorf("write /%s: %w", name, err)
 	}
-	_, err = f.Write(data)
+	if err := FillOwned(f, data, mode, uid, gid); err != nil {
+		return fmt.Errorf("write /%s: %w", name, err)
+	}
+	return nil
+}
+
+// OwnedFile is a file den has just made and hands to an owner: an
+// *os.File, or one in a machine over SFTP.
+type OwnedFile interface {
+	io.WriteCloser
+	Chown(uid, gid int) error
+	Chmod(mode fs.FileMode) error
+}
+
+// FillOwned writes data to a new file f, gives it uid, gid and exactly
+// mode (whatever the umask), and closes it; the first error wins.
+func FillOwned(f OwnedFile, data []byte, mode fs.FileMode, uid, gid int) error {
+	_, err := f.Write(data)
 	if err == nil {
 		err = f.Chown(uid, gid)
 	}
@@ -149,8 +166,5 @@ func WriteInRoot(root *os.Root, name string, data []byte, mode os.FileMode, uid,
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("write /%s: %w", name, err)
-	}
-	return nil
+	return err
 }

@@ -94,19 +94,25 @@ func (e *Env) reserveAll(ctx context.Context, ms []*Machine) error {
 	return nil
 }
 
+// prepare checks den.hcl against this host and reserves every machine's
+// address, before up or reload creates or starts anything.
+func (e *Env) prepare(ctx context.Context, ms []*Machine) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	if err := e.CheckHost(ctx, ms[0].Project, ms); err != nil {
+		return err
+	}
+	return e.reserveAll(ctx, ms)
+}
+
 // Up creates the machines when missing, starts them when stopped, waits
 // for their sshd and provisions them as opts say: all at once with
 // opts.Parallel, after reserving an address for every machine of the
 // project. Each machine's lock is held for its whole up. One machine's
 // failure does not stop the others; every failure names its machine.
 func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
-	if len(ms) > 0 {
-		// den.hcl against this host, before anything is created.
-		if err := e.CheckHost(ctx, ms[0].Project, ms); err != nil {
-			return err
-		}
-	}
-	if err := e.reserveAll(ctx, ms); err != nil {
+	if err := e.prepare(ctx, ms); err != nil {
 		return err
 	}
 	return each(ctx, ms, opts.Parallel, func(m *Machine) error {
@@ -123,12 +129,7 @@ func (e *Env) Up(ctx context.Context, ms []*Machine, opts UpOptions) error {
 // den.hcl (memory, cpus, synced folders, forwards, lxc config), keeping
 // its disk, under the machine's lock throughout.
 func (e *Env) Reload(ctx context.Context, ms []*Machine, opts UpOptions, timeout time.Duration) error {
-	if len(ms) > 0 {
-		if err := e.CheckHost(ctx, ms[0].Project, ms); err != nil {
-			return err
-		}
-	}
-	if err := e.reserveAll(ctx, ms); err != nil {
+	if err := e.prepare(ctx, ms); err != nil {
 		return err
 	}
 	return each(ctx, ms, opts.Parallel, func(m *Machine) error {

@@ -2,18 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +22,7 @@ import (
 	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/internal/layout"
 	"github.com/den-dev/den/internal/lock"
+	"github.com/den-dev/den/internal/selfcert"
 )
 
 // TrustStore is the list of client certificates den serve trusts, in
@@ -213,48 +209,20 @@ func loadOrCreateCert(dir string, hosts []string) (*serverCert, error) {
 }
 
 func createCert(crt, key string, hosts []string) error {
-	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return err
-	}
 	hostname, _ := os.Hostname()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "den serve on " + hostname, Organization: []string{"den"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-	}
+	dnsNames := []string{"localhost"}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
 	if hostname != "" {
-		tmpl.DNSNames = append(tmpl.DNSNames, hostname)
+		dnsNames = append(dnsNames, hostname)
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
-			if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			if !slices.ContainsFunc(ips, ip.Equal) {
+				ips = append(ips, ip)
 			}
-		} else if h != "" && !slices.Contains(tmpl.DNSNames, h) {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		} else if h != "" && !slices.Contains(dnsNames, h) {
+			dnsNames = append(dnsNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return selfcert.Write(crt, key, "den serve on "+hostname, x509.ExtKeyUsageServerAuth, dnsNames, ips)
 }

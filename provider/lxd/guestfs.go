@@ -11,6 +11,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/den-dev/den/internal/fsutil"
 	"github.com/den-dev/den/provider"
 )
 
@@ -57,17 +58,7 @@ func (g sftpFS) WriteFile(name string, data []byte, mode fs.FileMode, uid, gid i
 	if err != nil {
 		return fmt.Errorf("write /%s in the machine: %w", name, err)
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chown(uid, gid)
-	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := fsutil.FillOwned(f, data, mode, uid, gid); err != nil {
 		return fmt.Errorf("write /%s in the machine: %w", name, err)
 	}
 	return nil
