@@ -3,6 +3,7 @@
 # the lxcfs daemon.
 # Safe to run again; installs only what is missing. Run as root.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "host-setup: run as root (sudo $0)" >&2
@@ -20,19 +21,7 @@ for p in "${pkgs[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "host-setup: installing ${missing[*]}"
-	# Packages must not start services on this host while they install
-	# (openssh-server would start sshd on port 22).
-	policy=/usr/sbin/policy-rc.d
-	made_policy=0
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		made_policy=1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${missing[@]}"
-	[ "$made_policy" = 1 ] && rm -f "$policy"
+	apt_install --no-install-recommends "${missing[@]}"
 fi
 
 # The bridge: lxc-net makes lxcbr0 (10.0.3.1/24) with dnsmasq and NAT.

@@ -16,6 +16,7 @@
 #                    1:1 into guests (root:UID:1 in /etc/subuid and
 #                    /etc/subgid, see README); default "1234" (the tests')
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "lxd-setup: run as root (sudo $0)" >&2
@@ -32,17 +33,7 @@ log=/var/log/lxd/lxd.log
 # 1. The package, without letting its services start.
 if ! dpkg-query -W -f='${Status}' lxd 2>/dev/null | grep -q "install ok installed"; then
 	echo "lxd-setup: installing lxd"
-	policy=/usr/sbin/policy-rc.d
-	made_policy=0
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		made_policy=1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q lxd
-	[ "$made_policy" = 1 ] && rm -f "$policy"
+	apt_install lxd
 fi
 
 # 2. Synced folders map their owner's uid into the guest with raw.idmap,
