@@ -290,10 +290,18 @@ func testLimits(t *testing.T, h Harness) {
 	name, spec := running(t, h)
 	ex, inGuest := p.(provider.Execer)
 	inGuest = inGuest && h.RealGuest
+	// guestMemory reads the memory limit the guest sees. The machine is
+	// still booting: its systemd mounts the cgroup hierarchies over what
+	// the engine mounted, so an empty read is tried again.
 	guestMemory := func() string {
-		res, err := run(c, t, ex, name, rootCmd("sh", "-c", "for f in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes; do [ -r $f ] && { cat $f; break; }; done"), "")
-		must(t, "Exec of cat memory limit", err)
-		return strings.TrimSpace(res.stdout)
+		for end := time.Now().Add(15 * time.Second); ; {
+			res, err := run(c, t, ex, name, rootCmd("sh", "-c", "for f in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes; do [ -r $f ] && { cat $f; break; }; done"), "")
+			must(t, "Exec of cat memory limit", err)
+			if got := strings.TrimSpace(res.stdout); got != "" || time.Now().After(end) {
+				return got
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	// awaitCPUs waits until Inspect shows a number of CPUs ok accepts
 	// (-1: no CPU set, all of them).
