@@ -66,6 +66,11 @@ func acquire(ctx context.Context, path, what string, wait time.Duration, how int
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
 	deadline := time.Now().Add(wait)
+	// flock cannot wait with a deadline or a context, so it is tried
+	// again: soon at first (den's host-wide locks are held for a few
+	// milliseconds, and machines coming up in parallel queue on them),
+	// then every 50 ms for a holder that takes longer.
+	pause := time.Millisecond
 	for {
 		err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
@@ -87,8 +92,9 @@ func acquire(ctx context.Context, path, what string, wait time.Duration, how int
 		case <-ctx.Done():
 			f.Close()
 			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 50*time.Millisecond)
 	}
 	// Name the holder for whoever waits next (an exclusive holder only:
 	// shared holders would overwrite each other).
