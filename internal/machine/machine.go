@@ -1196,9 +1196,16 @@ func removeStateDir(st layout.MachineState) error {
 
 // Inspect reads the machine's state and limits back from the provider.
 func (e *Env) Inspect(ctx context.Context, m *Machine) (provider.Info, error) {
-	rec, prov, st, err := e.current(ctx, m)
-	if err != nil || rec == nil {
-		return provider.Info{State: st}, err
+	rec, err := m.Record()
+	if err != nil {
+		return provider.Info{State: provider.Unknown}, err
 	}
-	return prov.Inspect(ctx, rec.Container)
+	prov, err := e.machineProvider(m, rec)
+	if err != nil {
+		return provider.Info{State: provider.Unknown}, err
+	}
+	if rec == nil {
+		return provider.Info{State: provider.NotCreated}, nil
+	}
+	return prov.Inspect(ctx, rec.Container) // its State is the provider's
 }

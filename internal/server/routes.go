@@ -523,15 +523,15 @@ func (s *Server) getMachineState(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
-	sts, err := s.env.Status(r.Context(), []*machine.Machine{m})
+	// One Inspect: the state and the limits from one look at the
+	// machine (Status would look again).
+	info, err := s.env.Inspect(r.Context(), m)
 	if err != nil {
 		return err
 	}
-	out := api.MachineState{Status: sts[0].State, Address: sts[0].Address}
-	if out.Status == "running" || out.Status == "frozen" {
-		if info, err := s.env.Inspect(r.Context(), m); err == nil {
-			out.MemoryLimit, out.CPUs = info.MemoryLimit, info.CPUs
-		}
+	out := api.MachineState{Status: info.State.String(), MemoryLimit: info.MemoryLimit, CPUs: info.CPUs}
+	if rec, err := m.Record(); err == nil && rec != nil { // as status shows it
+		out.Address = rec.IP()
 	}
 	s.reply(w, out)
 	return nil

@@ -701,17 +701,22 @@ func mapState(s golxc.State) provider.State {
 
 // Inspect reads the limits in force from the running container's cgroup.
 func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, error) {
-	info := provider.Info{LogFile: p.logFile(name)}
-	st, err := p.State(ctx, name)
-	info.State = st
-	if err != nil || (st != provider.Running && st != provider.Frozen) {
-		return info, err
+	info := provider.Info{LogFile: p.logFile(name), State: provider.NotCreated}
+	if !p.exists(name) {
+		return info, nil
 	}
+	// One open for the state and the limits: liblxc parses the whole
+	// config at each, the most of what a state request costs den serve.
 	c, err := p.open(name)
 	if err != nil {
+		info.State = provider.Unknown
 		return info, err
 	}
 	defer c.Release()
+	info.State = p.state(c)
+	if info.State != provider.Running && info.State != provider.Frozen {
+		return info, nil
+	}
 	memKey, cpuKey := "memory.limit_in_bytes", "cpuset.cpus"
 	if host.CgroupLayout() == host.CgroupV2 {
 		memKey, cpuKey = "memory.max", "cpuset.cpus.effective"
