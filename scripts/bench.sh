@@ -53,8 +53,8 @@ raw_prefix=den-bench-raw-$$
 cleanup() {
 	# den destroys its machines (and unmounts what it mounted for them in
 	# /run/den/mnt); the raw floor's containers are LXC's own.
-	for p in "$work"/bench-*; do (cd "$p" && "$den" destroy -f >/dev/null 2>&1) || true; done
-	for p in "$work"/bbench-*; do (cd "$p" && DEN_HOME=$btrfs_mnt/home "$den" destroy -f >/dev/null 2>&1) || true; done
+	for p in "$work"/bench-*; do [ -d "$p" ] && (cd "$p" && "$den" destroy -f >/dev/null 2>&1) || true; done
+	for p in "$work"/bbench-*; do [ -d "$p" ] && (cd "$p" && DEN_HOME=$btrfs_mnt/home "$den" destroy -f >/dev/null 2>&1) || true; done
 	for c in $(lxc-ls -P "$lxcpath" 2>/dev/null); do lxc-stop -P "$lxcpath" -n "$c" -k >/dev/null 2>&1 || true; done
 	if [ -n "$btrfs_loop" ]; then
 		umount "$btrfs_mnt" || umount -l "$btrfs_mnt" || true
@@ -181,7 +181,9 @@ for i in $(seq "$rounds"); do
 done
 
 # The raw LXC floor: the same overlay over the same box, keys written into
-# the upper layer by hand, lxc-start, then OpenSSH until `true` runs.
+# the upper layer by hand, lxc-start, then OpenSSH until `true` runs. Its
+# config clears the post-stop hook that Debian's lxcfs adds to every
+# container (it sleeps 0.5 s at each stop), as den's machines do.
 key=$work/floor_key
 ssh-keygen -q -t ed25519 -N '' -f "$key"
 ssh-keygen -q -t ed25519 -N '' -f "$work/floor_host"
@@ -195,6 +197,7 @@ for i in $(seq "$rounds"); do
 	cp "$work/floor_host" "$dir/delta0/etc/ssh/ssh_host_ed25519_key"
 	cat >"$dir/config" <<CFG
 lxc.include = /usr/share/lxc/config/common.conf
+lxc.hook.post-stop =
 lxc.apparmor.profile = unconfined
 lxc.rootfs.path = overlay:$rootfs:$dir/delta0
 lxc.uts.name = $name
