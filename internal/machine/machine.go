@@ -1025,7 +1025,7 @@ func (e *Env) waitSSH(ctx context.Context, m *Machine, rec *Record, prov provide
 			}
 		}
 	}()
-	c, err := sshx.WaitReady(wctx, t, 50*time.Millisecond)
+	c, err := sshx.WaitReady(wctx, t, 10*time.Millisecond)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
