@@ -235,7 +235,9 @@ machine "db" {
 	if r := den(t, dir, "input\n", "exec", "db", "--", "cat"); r.code != 0 || r.out != "input\n" {
 		t.Errorf("den exec stdin: %d %q %q", r.code, r.out, r.err)
 	}
-	tty := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" exec db -- sh -c 'test -t 0 && stty size; exit 5'", "/dev/null")
+	// The command lingers after its output: LXD can drop what an
+	// interactive command wrote just before its end (canonical/lxd #1114).
+	tty := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" exec db -- sh -c 'test -t 0 && stty size; sleep 1; exit 5'", "/dev/null")
 	tty.Dir = dir
 	tty.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
 	tty.Stdin = strings.NewReader("")
