@@ -402,8 +402,14 @@ func (s *Store) TempDir() (string, error) {
 // process, and sweeps folders of dead processes (an add or build that was
 // killed), so an interrupted add leaves nothing for long.
 func (s *Store) tempName(what string) (string, error) {
+	// The store and DEN_HOME above it may be made here, by den's first
+	// command: others (an unprivileged machine's root) must be able to
+	// pass through DEN_HOME, so they are not 0700; the temp area is.
+	if err := os.MkdirAll(s.dir, 0o711); err != nil {
+		return "", fmt.Errorf("box store: %w", err)
+	}
 	tmp := filepath.Join(s.dir, tmpDir)
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
+	if err := os.Mkdir(tmp, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("box store: %w", err)
 	}
 	fsutil.SweepDead(tmp, "")

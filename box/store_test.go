@@ -364,3 +364,20 @@ func TestLXCConfigLines(t *testing.T) {
 		t.Errorf("empty lxc-config: %q, %v", lines, err)
 	}
 }
+
+// The box store may be what makes DEN_HOME (den box add or build as
+// den's first command): DEN_HOME must let an unprivileged machine's root
+// pass, so it is not made 0700.
+func TestStoreMakesPassableHome(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	if _, err := NewStore(home).TempDir(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o001 == 0 {
+		t.Errorf("DEN_HOME made with mode %04o: others cannot pass", fi.Mode().Perm())
+	}
+}

@@ -150,15 +150,25 @@ func checkBase(base uint32) error {
 
 // checkTraversable makes sure an unprivileged machine's root can pass
 // through every folder of the LXC path, as liblxc requires before it
-// starts one (it refuses with "Could not access ...").
+// starts one (it refuses with "Could not access ..."). The LXC path and
+// the den home that holds it are den's own: one that others cannot
+// enter (made by an older den, or by hand) gets o+x and g+x, as den
+// makes them; a folder above them is the host's, and only named.
 func checkTraversable(dir string) error {
+	own := filepath.Dir(dir) // DEN_HOME
 	for d := dir; ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {
 			return err
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("an unprivileged machine's root must pass through %s to start, but its mode is %04o: run 'chmod o+x %s', or use a DEN_HOME whose folders others may enter", d, fi.Mode().Perm(), d)
+			if d == dir || d == own {
+				if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+					return fmt.Errorf("let unprivileged machines pass through den's folder %s: %w", d, err)
+				}
+			} else {
+				return fmt.Errorf("an unprivileged machine's root must pass through %s to start, but its mode is %04o: run 'chmod o+x %s', or use a DEN_HOME whose folders others may enter", d, fi.Mode().Perm(), d)
+			}
 		}
 		if filepath.Dir(d) == d {
 			return nil

@@ -2,6 +2,8 @@ package lxc
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,5 +77,38 @@ func TestPlanAndConfigUnprivileged(t *testing.T) {
 		if e[0] == "lxc.idmap" || e[0] == "lxc.rootfs.options" || e[1] == "cgroup:rw:force" || strings.Contains(e[1], MountRoot) {
 			t.Errorf("privileged config has %s = %s", e[0], e[1])
 		}
+	}
+}
+
+// A DEN_HOME made 0700 (by an older den's first command, or by hand) kept
+// every unprivileged machine from starting; den's own folders are now
+// opened to pass through, and a folder above them is only named.
+func TestCheckTraversable(t *testing.T) {
+	top := t.TempDir()
+	os.Chmod(filepath.Dir(top), 0o755) // the test's own folder above
+	os.Chmod(top, 0o755)
+	home := filepath.Join(top, "home")
+	machines := filepath.Join(home, "machines")
+	if err := os.MkdirAll(machines, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700)
+	if err := checkTraversable(machines); err != nil {
+		t.Fatalf("den's own folders: %v", err)
+	}
+	for _, d := range []string{home, machines} {
+		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: mode %04o, want 0711", d, fi.Mode().Perm())
+		}
+	}
+
+	os.Chmod(top, 0o700) // the host's folder above DEN_HOME
+	defer os.Chmod(top, 0o755)
+	err := checkTraversable(machines)
+	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+top) {
+		t.Errorf("a closed folder above DEN_HOME: %v, want one naming 'chmod o+x %s'", err, top)
+	}
+	if fi, _ := os.Stat(top); fi.Mode().Perm() != 0o700 {
+		t.Errorf("den changed %s, which is not its own: %04o", top, fi.Mode().Perm())
 	}
 }
