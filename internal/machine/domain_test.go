@@ -864,3 +864,26 @@ func TestExec(t *testing.T) {
 		t.Errorf("exec in a frozen machine: %v", err)
 	}
 }
+
+// A project folder whose .den/ was removed (or replaced by a fresh copy
+// at the same path) while its machine lived: up names the machine den
+// made before and how to remove it, and destroy by its global-status id
+// removes it; den neither adopts nor deletes it unasked.
+func TestUpAfterDotDenLost(t *testing.T) {
+	w := newWorld(t)
+	p := w.project("box = \"test/box\"\nmemory = \"256M\"\n")
+	ctx := context.Background()
+	ms := w.machines(p)
+	must(t, w.env.Up(ctx, ms, UpOptions{}))
+	must(t, os.RemoveAll(filepath.Join(w.dir, ".den")))
+
+	ms = w.machines(w.project("box = \"test/box\"\nmemory = \"256M\"\n"))
+	err := w.env.Up(ctx, ms, UpOptions{})
+	id := GlobalID(ms[0].Container())
+	if errdefs.KindOf(err) != errdefs.Exists || err == nil || !strings.Contains(err.Error(), "den destroy -f "+id) {
+		t.Fatalf("up with .den/ gone: %v (kind %v), want Exists naming 'den destroy -f %s'", err, errdefs.KindOf(err), id)
+	}
+	if st, _ := w.prov.State(ctx, ms[0].Container()); st != provider.Running {
+		t.Errorf("the machine den made before: %v, want it left running", st)
+	}
+}

@@ -386,6 +386,16 @@ func (e *Env) create(ctx context.Context, m *Machine, prov provider.Provider) (*
 	if err != nil {
 		return nil, err
 	}
+	if reserved == nil {
+		// No record, yet the container this machine would get exists:
+		// den made it for this folder before the folder's .den/ was
+		// removed (or the folder replaced). den never adopts it (its keys
+		// went with .den/) nor deletes it unasked.
+		if st, err := prov.State(ctx, m.Container()); err == nil && st != provider.NotCreated {
+			id := GlobalID(m.Container())
+			return nil, errdefs.Machinef(errdefs.Exists, name, "machine %q: a machine den made for this folder earlier still exists (container %s, %s, global-status id %s), but .den/ here no longer records it (the folder was removed or replaced): 'den destroy -f %s' removes it, then 'den up' makes it anew", name, m.Container(), st, id, id)
+		}
+	}
 	e.UI.Say(name, "Creating machine from box %s (%s)...", b.Name, b.Version)
 	rec := &Record{
 		Container:        m.Container(),
