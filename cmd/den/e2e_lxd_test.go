@@ -237,12 +237,8 @@ machine "db" {
 	}
 	// The command lingers after its output: LXD can drop what an
 	// interactive command wrote just before its end (canonical/lxd #1114).
-	tty := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" exec db -- sh -c 'test -t 0 && stty size; sleep 1; exit 5'", "/dev/null")
-	tty.Dir = dir
-	tty.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
-	tty.Stdin = strings.NewReader("")
-	if out, err := tty.CombinedOutput(); tty.ProcessState.ExitCode() != 5 || !strings.Contains(string(out), "30 100") {
-		t.Errorf("den exec on a terminal: %v\n%s", err, out)
+	if out, code := onTerminal(t, dir, 100, 30, "exec db -- sh -c 'test -t 0 && stty size; sleep 1; exit 5'", ""); code != 5 || !strings.Contains(out, "30 100") {
+		t.Errorf("den exec on a terminal: exit status %d\n%s", code, out)
 	}
 
 	// A new memory limit in den.hcl reaches the running machines at up.
@@ -287,12 +283,8 @@ machine "db" {
 
 	// An interactive shell gets a terminal of the caller's size, and its
 	// exit status is den's (through the exec stream on a remote).
-	sh := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" ssh web", "/dev/null")
-	sh.Dir = dir
-	sh.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
-	sh.Stdin = strings.NewReader("stty size; exit 5\n")
-	if out, err := sh.CombinedOutput(); sh.ProcessState.ExitCode() != 5 || !strings.Contains(string(out), "30 100") {
-		t.Errorf("interactive ssh: %v\n%s", err, out)
+	if out, code := onTerminal(t, dir, 100, 30, "ssh web", "stty size; exit 5\n"); code != 5 || !strings.Contains(out, "30 100") {
+		t.Errorf("interactive ssh: exit status %d\n%s", code, out)
 	}
 
 	// A pin that does not match is refused, also through LXD.

@@ -296,36 +296,28 @@ memory = "256M"
 
 	// An interactive shell gets a terminal of the caller's size and TERM,
 	// and its exit status is den's (script(1) gives den a terminal).
-	sh := exec.Command("script", "-qec", "stty cols 100 rows 30; "+e2e.bin+" ssh", "/dev/null")
-	sh.Dir = dir
-	sh.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
-	sh.Stdin = strings.NewReader("echo TERM=$TERM; tty; stty size; exit 5\n")
-	out, err := sh.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
-		t.Errorf("interactive ssh: %v", err)
+	out, code := onTerminal(t, dir, 100, 30, "ssh", "echo TERM=$TERM; tty; stty size; exit 5\n")
+	if code != 5 {
+		t.Errorf("interactive ssh: exit status %d\n%s", code, out)
 	}
 	for _, want := range []string{"TERM=xterm-256color", "/dev/pts/", "30 100"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("interactive ssh output lacks %q:\n%s", want, out)
 		}
 	}
 
 	// den exec on a terminal gives the command one: size, TERM, a
 	// controlling terminal (the shell's job control works).
-	ex := exec.Command("script", "-qec", "stty cols 90 rows 20; "+e2e.bin+" exec -- bash -i", "/dev/null")
-	ex.Dir = dir
-	ex.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
-	ex.Stdin = strings.NewReader("echo TERM=$TERM; stty size; test -t 0 && echo IS-A-TTY; exit 4\n")
-	out, err = ex.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
-		t.Errorf("interactive exec: %v\n%s", err, out)
+	out, code = onTerminal(t, dir, 90, 20, "exec -- bash -i", "echo TERM=$TERM; stty size; test -t 0 && echo IS-A-TTY; exit 4\n")
+	if code != 4 {
+		t.Errorf("interactive exec: exit status %d\n%s", code, out)
 	}
 	for _, want := range []string{"TERM=xterm-256color", "20 90", "IS-A-TTY"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("interactive exec output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(string(out), "no job control") {
+	if strings.Contains(out, "no job control") {
 		t.Errorf("the exec'd shell has no controlling terminal:\n%s", out)
 	}
 
@@ -334,9 +326,8 @@ memory = "256M"
 	if err := os.WriteFile(cfg, []byte(mustDen(t, dir, "ssh-config")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "test-lifecycle-default", "echo", "via-openssh").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "via-openssh") {
-		t.Errorf("ssh -F: %v\n%s", err, out)
+	if b, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "test-lifecycle-default", "echo", "via-openssh").CombinedOutput(); err != nil || !strings.Contains(string(b), "via-openssh") {
+		t.Errorf("ssh -F: %v\n%s", err, b)
 	}
 	// exec: no sshd, the login user, a login environment, the synced
 	// folder's guest path, the command's status (signals as 128+N).
@@ -498,4 +489,21 @@ func TestE2EBoxFromFile(t *testing.T) {
 	if r := run("box", "list", "--json"); strings.TrimSpace(r.out) != "[]" {
 		t.Errorf("after remove: %q", r.out)
 	}
+}
+
+// onTerminal runs den with the shell words args in dir under script(1),
+// which gives it a terminal of cols x rows with TERM=xterm-256color, and
+// input typed on that terminal; it returns what the terminal showed and
+// den's exit status.
+func onTerminal(t *testing.T, dir string, cols, rows int, args, input string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("script", "-qec", fmt.Sprintf("stty cols %d rows %d; %s %s", cols, rows, e2e.bin, args), "/dev/null")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DEN_HOME="+e2e.home, "TERM=xterm-256color")
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatalf("script(1): %v", err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
 }
