@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,17 +17,13 @@ import (
 // fails.
 func denIn(t *testing.T, home, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(e2e.bin, args...)
-	cmd.Dir = dir
+	cmd := denCmd(dir, args...)
 	cmd.Env = append(os.Environ(), "DEN_HOME="+home)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	t.Logf("den %s -> %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
-	if err != nil {
-		t.Fatalf("den %v: %v\n%s", args, err, errb.String())
+	r := runCmd(t, cmd, "")
+	if r.code != 0 {
+		t.Fatalf("den %v: exit status %d\n%s", args, r.code, r.err)
 	}
-	return out.String()
+	return r.out
 }
 
 // subvolumes lists the subvolumes of the btrfs filesystem at mnt, by path.

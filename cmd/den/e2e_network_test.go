@@ -29,20 +29,7 @@ func hostListener(t *testing.T, network, addr string) (int, <-chan string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	got := make(chan string, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			got <- host
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port, got
+	return l.Addr().(*net.TCPAddr).Port, peersOf(t, l)
 }
 
 // outside makes a host "on the outside": a network namespace behind a
@@ -100,6 +87,12 @@ func outside(t *testing.T) (netip.Addr, int, <-chan string) {
 			t.Fatal(err)
 		}
 	}()
+	return nsAddr, l.Addr().(*net.TCPAddr).Port, peersOf(t, l)
+}
+
+// peersOf accepts l's connections until the test ends, reporting the
+// remote address of each.
+func peersOf(t *testing.T, l net.Listener) <-chan string {
 	t.Cleanup(func() { l.Close() })
 	got := make(chan string, 16)
 	go func() {
@@ -113,7 +106,7 @@ func outside(t *testing.T) (netip.Addr, int, <-chan string) {
 			c.Close()
 		}
 	}()
-	return nsAddr, l.Addr().(*net.TCPAddr).Port, got
+	return got
 }
 
 // connects reports whether a TCP connection from machine (in dir) to

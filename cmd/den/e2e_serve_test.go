@@ -201,17 +201,7 @@ func (w *serveWorld) den(u *user.User, dir string, args ...string) result {
 	g, _ := user.LookupGroup(w.group)
 	sg, _ := strconv.Atoi(g.Gid)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(sg)}}}
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		w.t.Fatalf("run den %v as %s: %v", args, u.Username, err)
-	}
-	w.t.Logf("%s: den %s -> %d\n%s%s", u.Username, strings.Join(args, " "), code, out.String(), errb.String())
-	return result{out.String(), errb.String(), code}
+	return runCmd(w.t, cmd, u.Username+": ")
 }
 
 // curl runs curl on the socket and decodes the envelope.

@@ -109,20 +109,34 @@ type result struct {
 // den runs the binary in dir with the test DEN_HOME.
 func den(t *testing.T, dir string, stdin string, args ...string) result {
 	t.Helper()
+	cmd := denCmd(dir, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return runCmd(t, cmd, "")
+}
+
+// denCmd is the den binary with args, in dir, with the test DEN_HOME.
+func denCmd(dir string, args ...string) *exec.Cmd {
 	cmd := exec.Command(e2e.bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "DEN_HOME="+e2e.home)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
+	return cmd
+}
+
+// runCmd runs a prepared den command and returns its output and exit
+// status; a den that could not run at all fails the test. who (with its
+// separator) starts the log line.
+func runCmd(t *testing.T, cmd *exec.Cmd, who string) result {
+	t.Helper()
+	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run den %v: %v", args, err)
+		t.Fatalf("run %sden %v: %v", who, cmd.Args[1:], err)
 	}
-	t.Logf("den %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	t.Logf("%sden %s -> %d\n%s%s", who, strings.Join(cmd.Args[1:], " "), code, out.String(), errb.String())
 	return result{out.String(), errb.String(), code}
 }
 

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,20 +12,9 @@ import (
 // to den's environment.
 func denAs(t *testing.T, dir string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(e2e.bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "DEN_HOME="+e2e.home), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run den %v: %v", args, err)
-	}
-	t.Logf("%s den %s -> %d\n%s%s", strings.Join(env, " "), strings.Join(args, " "), code, out.String(), errb.String())
-	return result{out.String(), errb.String(), code}
+	cmd := denCmd(dir, args...)
+	cmd.Env = append(cmd.Env, env...)
+	return runCmd(t, cmd, strings.Join(env, " ")+" ")
 }
 
 // lines reports whether out holds each of want, in order, each on a line

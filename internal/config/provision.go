@@ -185,42 +185,61 @@ func (l *loader) provision(b *hcl.Block) (provision, bool) {
 // shell decodes the attributes of a provision "shell" block.
 func (l *loader) shell(p *Provision, b *hcl.Block, attrs hcl.Attributes) {
 	p.Privileged = true
-	inline, path := attrs["inline"], attrs["path"]
-	switch {
-	case inline != nil && path != nil:
-		l.errorf(path.NameRange, "Both inline and path",
-			"A shell provisioner runs either inline commands or the script at path, not both: remove one (inline is at %s).", loc(inline.NameRange))
-	case inline == nil && path == nil:
-		l.errorf(b.DefRange, "Missing inline or path",
-			`provision "shell" needs the commands to run: inline = ["make install"], or path = "scripts/setup.sh" for a script in the project.`)
-	case inline != nil:
-		if list, ok := l.stringList(inline); ok {
-			p.Inline = list
-			if len(list) == 0 {
-				l.errorf(inline.Expr.Range(), "Empty inline", `inline must hold at least one command, e.g. ["make install"].`)
-			}
-		}
-	default:
-		if v, ok := l.value(path, cty.String); ok {
-			p.Path, _ = l.projectPath(v.AsString(), path.Expr.Range(), true)
-		}
-	}
-	if a := attrs["args"]; a != nil {
-		if path == nil {
-			l.errorf(a.NameRange, "Arguments without a script",
-				"args are passed to the script named by path; inline commands take none: write the arguments into the commands.")
-		} else if list, ok := l.stringList(a); ok {
-			p.Args = list
-		}
-	}
-	if a := attrs["env"]; a != nil {
-		p.Env = l.env(a)
-	}
+	p.Inline, p.Path, _, p.Args, p.Env = l.script(b.DefRange, attrs, scriptOwner{
+		who: "A shell provisioner", what: `provision "shell"`, command: "make install", file: "scripts/setup.sh",
+	})
 	if a := attrs["privileged"]; a != nil {
 		if v, ok := l.value(a, cty.Bool); ok {
 			p.Privileged = v.True()
 		}
 	}
+}
+
+// scriptOwner names, for the messages of script, what runs the script.
+type scriptOwner struct {
+	who     string // "A shell provisioner"
+	what    string // as den.hcl names it: provision "shell"
+	command string // an example command: make install
+	file    string // an example script: scripts/setup.sh
+}
+
+// script decodes the commands a shell provisioner or a trigger runs:
+// inline commands or the script at path (exactly one), args (for the
+// script only) and env.
+func (l *loader) script(def hcl.Range, attrs hcl.Attributes, o scriptOwner) (inline []string, path string, pathRange hcl.Range, args []string, env []KV) {
+	in, pa := attrs["inline"], attrs["path"]
+	switch {
+	case in != nil && pa != nil:
+		l.errorf(pa.NameRange, "Both inline and path",
+			"%s runs either inline commands or the script at path, not both: remove one (inline is at %s).", o.who, loc(in.NameRange))
+	case in == nil && pa == nil:
+		l.errorf(def, "Missing inline or path",
+			`%s needs the commands to run: inline = ["%s"], or path = "%s" for a script in the project.`, o.what, o.command, o.file)
+	case in != nil:
+		if list, ok := l.stringList(in); ok {
+			inline = list
+			if len(list) == 0 {
+				l.errorf(in.Expr.Range(), "Empty inline", `inline must hold at least one command, e.g. ["%s"].`, o.command)
+			}
+		}
+	default:
+		if v, ok := l.value(pa, cty.String); ok {
+			path, _ = l.projectPath(v.AsString(), pa.Expr.Range(), true)
+			pathRange = pa.Expr.Range()
+		}
+	}
+	if a := attrs["args"]; a != nil {
+		if pa == nil {
+			l.errorf(a.NameRange, "Arguments without a script",
+				"args are passed to the script named by path; inline commands take none: write the arguments into the commands.")
+		} else if list, ok := l.stringList(a); ok {
+			args = list
+		}
+	}
+	if a := attrs["env"]; a != nil {
+		env = l.env(a)
+	}
+	return inline, path, pathRange, args, env
 }
 
 // file decodes the attributes of a provision "file" block.

@@ -193,38 +193,9 @@ func (l *loader) triggerRun(b *hcl.Block, remote bool) *TriggerRun {
 	if remote {
 		kind = "run_remote"
 	}
-	inline, path := attrs["inline"], attrs["path"]
-	switch {
-	case inline != nil && path != nil:
-		l.errorf(path.NameRange, "Both inline and path",
-			"A trigger's %s runs either inline commands or the script at path, not both: remove one (inline is at %s).", kind, loc(inline.NameRange))
-	case inline == nil && path == nil:
-		l.errorf(b.DefRange, "Missing inline or path",
-			`%s needs the commands to run: inline = ["make seed"], or path = "scripts/seed.sh" for a script in the project.`, kind)
-	case inline != nil:
-		if list, ok := l.stringList(inline); ok {
-			r.Inline = list
-			if len(list) == 0 {
-				l.errorf(inline.Expr.Range(), "Empty inline", `inline must hold at least one command, e.g. ["make seed"].`)
-			}
-		}
-	default:
-		if v, ok := l.value(path, cty.String); ok {
-			r.Path, _ = l.projectPath(v.AsString(), path.Expr.Range(), true)
-			r.PathRange = path.Expr.Range()
-		}
-	}
-	if a := attrs["args"]; a != nil {
-		if path == nil {
-			l.errorf(a.NameRange, "Arguments without a script",
-				"args are passed to the script named by path; inline commands take none: write the arguments into the commands.")
-		} else if list, ok := l.stringList(a); ok {
-			r.Args = list
-		}
-	}
-	if a := attrs["env"]; a != nil {
-		r.Env = l.env(a)
-	}
+	r.Inline, r.Path, r.PathRange, r.Args, r.Env = l.script(b.DefRange, attrs, scriptOwner{
+		who: "A trigger's " + kind, what: kind, command: "make seed", file: "scripts/seed.sh",
+	})
 	if a := attrs["privileged"]; a != nil {
 		if !remote {
 			l.errorf(a.NameRange, "privileged on the host",
