@@ -135,11 +135,7 @@ func (e *Env) machineProvider(m *Machine, rec *Record) (provider.Provider, error
 // current reads the machine's record, its provider and its state; a
 // machine that was never created has a nil record and state NotCreated.
 func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.Provider, provider.State, error) {
-	rec, err := m.Record()
-	if err != nil {
-		return nil, nil, provider.Unknown, err
-	}
-	prov, err := e.machineProvider(m, rec)
+	rec, prov, err := e.located(m)
 	if err != nil {
 		return nil, nil, provider.Unknown, err
 	}
@@ -148,6 +144,17 @@ func (e *Env) current(ctx context.Context, m *Machine) (*Record, provider.Provid
 	}
 	st, err := prov.State(ctx, rec.Container)
 	return rec, prov, st, err
+}
+
+// located reads m's record (nil: never made) and finds its provider,
+// without asking the provider anything.
+func (e *Env) located(m *Machine) (*Record, provider.Provider, error) {
+	rec, err := m.Record()
+	if err != nil {
+		return nil, nil, err
+	}
+	prov, err := e.machineProvider(m, rec)
+	return rec, prov, err
 }
 
 // created is current for operations that need a created machine.
@@ -1206,11 +1213,7 @@ func removeStateDir(st layout.MachineState) error {
 
 // Inspect reads the machine's state and limits back from the provider.
 func (e *Env) Inspect(ctx context.Context, m *Machine) (provider.Info, error) {
-	rec, err := m.Record()
-	if err != nil {
-		return provider.Info{State: provider.Unknown}, err
-	}
-	prov, err := e.machineProvider(m, rec)
+	rec, prov, err := e.located(m)
 	if err != nil {
 		return provider.Info{State: provider.Unknown}, err
 	}

@@ -656,15 +656,24 @@ func (p *Provider) Destroy(ctx context.Context, name string) error {
 
 // State maps LXC's state; a container without a config is not created.
 func (p *Provider) State(ctx context.Context, name string) (provider.State, error) {
+	c, st, err := p.opened(name)
+	if c != nil {
+		c.Release()
+	}
+	return st, err
+}
+
+// opened opens the container and reads its state; no container (and
+// NotCreated) when there is none. The caller releases it.
+func (p *Provider) opened(name string) (*golxc.Container, provider.State, error) {
 	if !p.exists(name) {
-		return provider.NotCreated, nil
+		return nil, provider.NotCreated, nil
 	}
 	c, err := p.open(name)
 	if err != nil {
-		return provider.Unknown, err
+		return nil, provider.Unknown, err
 	}
-	defer c.Release()
-	return p.state(c), nil
+	return c, p.state(c), nil
 }
 
 // state is the container's state, with the cgroup freezer's word on
@@ -701,20 +710,16 @@ func mapState(s golxc.State) provider.State {
 
 // Inspect reads the limits in force from the running container's cgroup.
 func (p *Provider) Inspect(ctx context.Context, name string) (provider.Info, error) {
-	info := provider.Info{LogFile: p.logFile(name), State: provider.NotCreated}
-	if !p.exists(name) {
-		return info, nil
-	}
+	info := provider.Info{LogFile: p.logFile(name)}
 	// One open for the state and the limits: liblxc parses the whole
 	// config at each, the most of what a state request costs den serve.
-	c, err := p.open(name)
-	if err != nil {
-		info.State = provider.Unknown
+	c, st, err := p.opened(name)
+	info.State = st
+	if c == nil {
 		return info, err
 	}
 	defer c.Release()
-	info.State = p.state(c)
-	if info.State != provider.Running && info.State != provider.Frozen {
+	if st != provider.Running && st != provider.Frozen {
 		return info, nil
 	}
 	memKey, cpuKey := "memory.limit_in_bytes", "cpuset.cpus"
